@@ -1,0 +1,73 @@
+"""Synthetic JSON-schema tasks in three tiers, with a held-out evaluation split by construction.
+
+Contract: `generate_json_tasks(n, seed, split, tier_mix)` is pure in its arguments (same call, same
+tasks, in any process). Each task carries the user prompt, tier, template id, a draft 2020-12
+JSON Schema stating every constraint the prompt states (and nothing else) and a gold instance
+that validates against it. "train" and "eval" draw every prompt parameter (entity, topic, key
+names, domains, counts) from disjoint pools (curriculum/templates/vocab.py), so no eval prompt
+appears verbatim in any training set, whatever the seeds and sizes. What the generator does NOT
+check: semantic content (that strings "name fruits"); the schema covers structure, types,
+enumerations, counts and formats only.
+
+Tier mix: exact counts by largest remainder (not sampled), templates of a tier used round-robin,
+then the whole list is shuffled. Defaults: train 0.2/0.3/0.5 (the seed's training mix), eval
+uniform thirds (the seed's eval mix).
+"""
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+from curriculum.task import Task
+from curriculum.templates import TEMPLATES
+from curriculum.templates.spec import document
+from curriculum.templates.vocab import Pools
+
+TIERS = ("simple", "medium", "hard")
+DEFAULT_TIER_MIX = {"train": {"simple": 0.2, "medium": 0.3, "hard": 0.5},
+                    "eval": {"simple": 1 / 3, "medium": 1 / 3, "hard": 1 / 3}}
+MAX_REDRAWS = 20    # tries to find a prompt not yet in the set before accepting a duplicate
+
+
+def tier_counts(n: int, tier_mix: dict[str, float]) -> dict[str, int]:
+    """Split n over tiers in proportion to the mix (largest remainder, ties to the easier tier)."""
+    unknown = set(tier_mix) - set(TIERS)
+    if unknown or not tier_mix or any(w < 0 for w in tier_mix.values()) or sum(tier_mix.values()) <= 0:
+        raise ValueError(f"tier_mix needs non-negative weights over {TIERS} with a positive sum, got {tier_mix}")
+    total = sum(tier_mix.values())
+    exact = {t: n * tier_mix.get(t, 0.0) / total for t in TIERS}
+    counts = {t: int(exact[t]) for t in TIERS}
+    by_remainder = sorted(TIERS, key=lambda t: -(exact[t] - counts[t]))
+    for t in by_remainder[:n - sum(counts.values())]:
+        counts[t] += 1
+    return counts
+
+
+def generate_json_tasks(n: int, seed: int, split: Literal["train", "eval"],
+                        tier_mix: dict[str, float] | None = None) -> list[Task]:
+    """n tasks of the given split (see the module docstring)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    pools = Pools(split)
+    rng = random.Random(f"json-tasks:{split}:{seed}")
+    counts = tier_counts(n, tier_mix or DEFAULT_TIER_MIX[split])
+    seen: set[str] = set()
+    drafts = []
+    for tier in TIERS:
+        templates = TEMPLATES[tier]
+        for k in range(counts[tier]):
+            template_id, make = templates[k % len(templates)]
+            for _ in range(MAX_REDRAWS):
+                prompt, spec = make(rng, pools)
+                if prompt not in seen:
+                    break
+            seen.add(prompt)
+            drafts.append((tier, template_id, prompt, spec, rng.random()))
+    rng.shuffle(drafts)
+    tasks = []
+    for i, (tier, template_id, prompt, spec, gold_seed) in enumerate(drafts):
+        gold = spec.sample(random.Random(gold_seed))
+        tasks.append(Task(id=f"json/{split}/{seed}/{i}/{tier}/{template_id}", kind="json", prompt=prompt,
+                          tier=tier, template_id=template_id, schema=document(spec), gold=gold,
+                          meta={"split": split, "seed": seed}))
+    return tasks

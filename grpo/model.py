@@ -1,0 +1,51 @@
+"""The policy: a transformers causal LM with a PEFT LoRA adapter (optionally on an NF4 4-bit base).
+
+The reference model of the KL term is this same model with the adapter disabled
+(`with policy.disable_adapter():`), so there is no second copy of the weights.
+"""
+from __future__ import annotations
+
+import torch
+
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def load_policy(model_path: str, model_cfg, lora_cfg):
+    """(peft_model, tokenizer) for training. `model_path` is what rollout.models.resolve_model gave."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = DTYPES[model_cfg.dtype]
+    kwargs = {"dtype": dtype}
+    if model_cfg.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype)
+    base = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if model_cfg.load_in_4bit:
+        base = prepare_model_for_kbit_training(
+            base, use_gradient_checkpointing=model_cfg.gradient_checkpointing)
+    elif model_cfg.gradient_checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.enable_input_require_grads()
+    base.config.use_cache = False
+
+    if model_cfg.init_adapter:
+        policy = PeftModel.from_pretrained(base, model_cfg.init_adapter, is_trainable=True)
+    else:
+        policy = get_peft_model(base, LoraConfig(
+            r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+            target_modules=list(lora_cfg.target_modules), bias="none", task_type="CAUSAL_LM"))
+    policy.train()
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return policy, tokenizer
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

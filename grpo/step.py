@@ -1,0 +1,189 @@
+"""One GRPO step: prompts -> G completions each -> rewards -> advantages -> mu clipped updates -> hot swap.
+
+The algorithm is GRPO (Shao et al. 2024, "DeepSeekMath", §4.1): sample a group of G completions per
+prompt from the current policy, score them, normalise each reward against its own group, and
+maximise a PPO-style clipped surrogate of those advantages minus beta * KL(pi || pi_ref).
+
+Departures from plain GRPO, each a config switch (details and papers in grpo/loss.py and
+grpo/advantages.py):
+- `grpo.adv_scale`       group std (GRPO) | batch std | none (Dr. GRPO, Liu et al. 2025)
+- `grpo.zero_variance`   "filter": drop groups whose rewards all tie and refill from extra prompts, up to
+                         `grpo.max_refill_rounds` generation rounds (DAPO dynamic sampling, Yu et al. 2025);
+                         "keep": keep them with advantage 0 (plain GRPO). Their share is always logged.
+- `grpo.eps_low/eps_high` clip-higher (DAPO)
+- `grpo.loss_agg`        seq_mean (GRPO) | token_mean (DAPO) | constant (Dr. GRPO)
+- `grpo.mask_truncated`  completions cut by max_new_tokens leave the loss (DAPO overlong filtering)
+- `grpo.is_correction`   truncated importance sampling between the engine's sampling logprobs and the
+                         trainer's (Yao et al. 2025); the mismatch is logged either way
+- `grpo.beta = 0`        no KL term and no reference forward (DAPO, Dr. GRPO)
+
+Old logprobs: on the first of the mu passes the parameters have not moved yet, so pi_old is the
+current forward pass, detached: no separate "old policy" forward (with mu = 1 the ratio is exactly 1).
+The reference is the same model with the adapter disabled, forwarded without gradient.
+Non-finite gradients skip the optimizer step (counted in `skipped/nonfinite`).
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from curriculum.task import Task
+from grpo.advantages import ADVANTAGE_SCALES, zero_variance_groups
+from grpo.batch import Episode, MicroBatch, completion_mask, make_micro_batches
+from grpo.config import Config
+from grpo.logprobs import completion_logprobs
+from grpo.loss import IS_CORRECTIONS, LOSS_AGGREGATIONS, policy_loss
+from grpo.monitor import MeanAccumulator, PhaseTimer
+from rollout.types import Rollout, Sampling
+
+RewardFn = Callable[[list[str], list[Task], np.ndarray], Any]  # -> rewards.RewardBatch
+
+
+@dataclass
+class Group:
+    """One prompt and its G scored completions."""
+    task: Task
+    rollouts: list[Rollout]
+    rewards: np.ndarray  # [G]
+
+
+@dataclass
+class StepContext:
+    """Everything a step touches, built once by grpo.train; the variants are chosen here, once."""
+    cfg: Config
+    policy: Any                      # peft.PeftModel
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    engine: Any                      # rollout.Engine
+    tasks: Any                       # grpo.tasks.TaskSource
+    render: Callable[[Task], list[int]]
+    reward_fn: RewardFn
+    pad_id: int
+
+    def __post_init__(self):
+        g, r = self.cfg.grpo, self.cfg.rollout
+        self.advantage_fn = ADVANTAGE_SCALES[g.adv_scale]
+        self.weight_fn = LOSS_AGGREGATIONS[g.loss_agg]
+        self.is_fn = IS_CORRECTIONS[g.is_correction]
+        self.sampling = Sampling(n=r.group_size, temperature=r.temperature, top_p=r.top_p,
+                                 max_tokens=r.max_new_tokens, logprobs=True)
+        self.params = [p for p in self.policy.parameters() if p.requires_grad]
+
+
+def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
+    """Run one step; return (flat metrics, a few sample completions as text)."""
+    cfg, g = ctx.cfg, ctx.cfg.grpo
+    timer, stats, reward_stats = PhaseTimer(), MeanAccumulator(), MeanAccumulator()
+    P, G = cfg.rollout.prompts_per_step, cfg.rollout.group_size
+    t_start = time.perf_counter()
+
+    # 1-3. Prompts -> G completions each -> rewards. "filter" drops all-tie groups and refills.
+    groups, num_sampled, num_zero_var, num_gen_tokens = [], 0, 0, 0
+    num_rounds = 1 + (g.max_refill_rounds if g.zero_variance == "filter" else 0)
+    for _ in range(num_rounds):
+        new_groups = sample_groups(ctx, P - len(groups), timer, reward_stats)
+        zero_var = zero_variance_groups(torch.tensor(np.stack([gr.rewards for gr in new_groups])))
+        num_sampled, num_zero_var = num_sampled + len(new_groups), num_zero_var + int(zero_var.sum())
+        num_gen_tokens += sum(len(r.completion_ids) for gr in new_groups for r in gr.rollouts)
+        groups += [gr for gr, z in zip(new_groups, zero_var) if not (z and g.zero_variance == "filter")]
+        if len(groups) == P:
+            break
+    metrics = reward_stats.means() | {"frac_reward_zero_std": num_zero_var / num_sampled,
+                                      "groups/sampled": num_sampled, "groups/trained": len(groups)}
+
+    # 4. Group-relative advantages over the kept groups.
+    episodes: list[Episode] = []
+    if groups:
+        rewards = torch.tensor(np.stack([gr.rewards for gr in groups]), dtype=torch.float32)  # [P', G]
+        adv = ctx.advantage_fn(rewards, g.adv_eps)                                              # [P', G]
+        episodes = [Episode(r.prompt_ids, r.completion_ids, r.logprobs, float(rw), float(a), r.truncated)
+                    for gr, a_row in zip(groups, adv) for r, rw, a in zip(gr.rollouts, gr.rewards, a_row)]
+
+    # 5. Loss aggregation as per-token weights over the whole batch, then length-sorted micro-batches.
+    micro: list[MicroBatch] = []
+    if episodes:
+        weights = ctx.weight_fn(completion_mask(episodes, g.mask_truncated), cfg.rollout.max_new_tokens)  # [N, T]
+        if g.beta == 0:  # advantage 0 and no KL: the loss of these rows is identically 0, skip their forward
+            weights[torch.tensor([e.advantage == 0 for e in episodes])] = 0
+        micro = make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id)
+
+    # 6. mu passes of clipped updates; pass 0 records old logprobs, reference logprobs and IS weights.
+    skipped_nonfinite, loss_sum = 0, 0.0
+    with timer("train"):
+        for it in range(g.num_iterations if micro else 0):
+            for mb in micro:
+                if it == 0 and g.beta > 0:
+                    with torch.no_grad(), ctx.policy.disable_adapter():
+                        mb.ref_logp, _ = forward_logprobs(ctx, mb)                   # [B, T]
+                logp, entropy = forward_logprobs(ctx, mb)                            # [B, T]
+                if it == 0:
+                    mb.old_logp = logp.detach()
+                    sampler = torch.where(mb.has_sampler_logp[:, None], mb.sampler_logp, mb.old_logp)
+                    mb.is_weights, is_metrics = ctx.is_fn(mb.old_logp, sampler, mb.token_weights > 0, g.is_cap)
+                    stats.add(is_metrics, weight=float((mb.token_weights > 0).sum()))
+                loss, loss_metrics = policy_loss(logp, mb.old_logp, mb.ref_logp, mb.is_weights, mb.adv,
+                                                 mb.token_weights, beta=g.beta, eps_low=g.eps_low, eps_high=g.eps_high)
+                loss.backward()
+                loss_sum += loss.item()  # sync point, once per micro-batch
+                n_tok = float((mb.token_weights > 0).sum())
+                entropy_mean = float((entropy * (mb.token_weights > 0)).sum() / max(n_tok, 1))
+                stats.add(loss_metrics | {"entropy": entropy_mean}, weight=n_tok)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(ctx.params, cfg.optim.max_grad_norm))
+            if math.isfinite(grad_norm):
+                ctx.optimizer.step()
+                stats.add({"grad_norm": grad_norm})
+            else:
+                skipped_nonfinite += 1
+                warnings.warn(f"non-finite gradient (norm {grad_norm}); optimizer step skipped")
+            ctx.optimizer.zero_grad(set_to_none=True)
+    for _ in range(g.num_iterations):  # the schedule follows the step count, trained or not
+        ctx.scheduler.step()
+
+    # 7. Hot-swap the new adapter into the engine before the next rollout.
+    if micro and skipped_nonfinite < g.num_iterations:
+        with timer("sync"):
+            ctx.engine.set_adapter(ctx.policy)
+
+    num_train_tokens = sum(mb.num_tokens for mb in micro) * g.num_iterations
+    metrics |= stats.means() | timer.metrics() | {
+        "loss": loss_sum / g.num_iterations, "lr": ctx.scheduler.get_last_lr()[0],
+        "skipped/nonfinite": skipped_nonfinite, "skipped/no_signal": int(not micro),
+        "micro_batches": len(micro),
+        "tokens/generated_per_s": num_gen_tokens / max(timer.seconds["generate"], 1e-9),
+        "tokens/train_per_s": num_train_tokens / max(timer.seconds["train"], 1e-9),
+        "step_time_s": time.perf_counter() - t_start}
+    examples = [f"task {gr.task.id} | reward {gr.rewards[0]:.3f}\n{gr.rollouts[0].text}" for gr in groups]
+    return metrics, examples[:cfg.run.num_samples_logged]
+
+
+def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: MeanAccumulator) -> list[Group]:
+    """Take `num_prompts` tasks, generate G completions for each, score them; log reward metrics."""
+    G = ctx.cfg.rollout.group_size
+    tasks = ctx.tasks.next_batch(num_prompts)
+    with timer("generate"):
+        rollouts = ctx.engine.generate([ctx.render(t) for t in tasks], ctx.sampling)
+    assert len(rollouts) == num_prompts * G, f"engine returned {len(rollouts)} rollouts, expected {num_prompts * G}"
+    truncated = np.array([r.truncated for r in rollouts])
+    with timer("score"):
+        scored = ctx.reward_fn([r.text for r in rollouts], [t for t in tasks for _ in range(G)], truncated)
+    total = np.asarray(scored.total, dtype=np.float64)                                   # [P * G]
+    lengths = np.array([len(r.completion_ids) for r in rollouts])
+    stats.add({"reward": total.mean(), "reward_std": total.std(),
+               **{f"reward/{name}": float(np.mean(v)) for name, v in scored.components.items()},
+               "pass/strict": float(np.mean(scored.strict_pass)), "pass/syntax": float(np.mean(scored.syntax_pass)),
+               "pass/format": float(np.mean(scored.format_pass)),
+               "completions/mean_length": lengths.mean(), "completions/clipped_ratio": truncated.mean()},
+              weight=len(rollouts))
+    return [Group(t, rollouts[i * G:(i + 1) * G], total[i * G:(i + 1) * G]) for i, t in enumerate(tasks)]
+
+
+def forward_logprobs(ctx: StepContext, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Policy (or, under disable_adapter, reference) logprobs of mb's completion tokens. [B, T] each."""
+    return completion_logprobs(ctx.policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                               temperature=ctx.cfg.rollout.temperature, chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens)

@@ -1,0 +1,67 @@
+"""Where a step's prompts come from: a small, resumable "task source".
+
+`TaskSource` walks a fixed pool of tasks in an order reshuffled every epoch. Its whole state is one
+integer (how many tasks it has handed out), so a checkpoint restores it exactly. The curriculum
+(a later issue) will put stage-aware sources behind the same three methods:
+`next_batch(n)`, `state_dict()`, `load_state_dict(state)`.
+
+`PromptRenderer` turns a task into prompt token ids (system prompt + user message through the model's
+chat template), once per task.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from curriculum.task import Task
+
+
+class TaskSource:
+    def __init__(self, tasks: list[Task], seed: int = 0):
+        assert tasks, "a task source needs at least one task"
+        self.tasks, self.seed, self.position = list(tasks), seed, 0
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.tasks))
+
+    def next_batch(self, n: int) -> list[Task]:
+        """The next n tasks; crosses epoch boundaries with a fresh permutation."""
+        out = []
+        for _ in range(n):
+            epoch, i = divmod(self.position, len(self.tasks))
+            out.append(self.tasks[self._order(epoch)[i]])
+            self.position += 1
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.position = int(state["position"])
+
+
+def build_task_source(data_cfg, seed: int) -> TaskSource:
+    """The training pool from the curriculum generators (`data.kind`)."""
+    if data_cfg.kind == "json":
+        from curriculum.json_tasks import generate_json_tasks
+        tasks = generate_json_tasks(data_cfg.num_tasks, data_cfg.seed, "train", data_cfg.tier_mix)
+    else:
+        from curriculum.linear_equations import generate_linear_tasks
+        tasks = generate_linear_tasks(data_cfg.num_tasks, data_cfg.seed, "train")
+    return TaskSource(tasks, seed=seed)
+
+
+class PromptRenderer:
+    """Task -> prompt token ids with the model's chat template; cached by task id."""
+
+    def __init__(self, tokenizer: Any, thinking: bool = False):
+        self.tokenizer, self.thinking, self._cache = tokenizer, thinking, {}
+
+    def __call__(self, task: Task) -> list[int]:
+        if task.id not in self._cache:
+            from curriculum.prompts import system_prompt
+            from rollout.chat import render_prompt
+            system = system_prompt(task.kind, self.thinking)
+            self._cache[task.id] = render_prompt(self.tokenizer, system, task.prompt)
+        return self._cache[task.id]

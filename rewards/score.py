@@ -1,0 +1,128 @@
+"""Score a batch of completions against their tasks: one parse each, every component, one total.
+
+Contract: `score(completions, tasks, config, truncated) -> RewardBatch` never raises on any text
+(only on a caller error: mismatched lengths); time is linear in the total text. Component arrays
+cover every name in COMPONENTS; a component that does not apply to a row's task kind is 0 there
+(JSON components on math rows, correctness on JSON rows) and carries no weight for that row.
+
+Error classes (first that applies), shared with eval's error taxonomy:
+  json: ok | truncated | no_json | parse_error:<kind> | schema_invalid | schema:<keyword>
+  math: ok | truncated | no_answer | wrong_answer
+"truncated" means the engine cut the completion (finish_reason == "length") or the text looks cut
+(an unclosed fence or <think>, open brackets) and nothing usable came out of it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from curriculum.task import Task
+from rewards import components as C
+from rewards.config import COMPONENTS, GATE_COMPONENTS, RewardConfig
+from rewards.math_answer import has_answer_line
+from rewards.parse import Parsed, parse_completion
+from rewards.validator import SCHEMA_INVALID, compile_schema, failing_keywords, is_valid
+
+
+@dataclass
+class RewardBatch:
+    components: dict[str, np.ndarray]   # name -> float64 [N], every name in COMPONENTS
+    total: np.ndarray                   # float64 [N], what the advantage is computed from
+    strict_pass: np.ndarray             # bool [N]: parses AND validates (math: all values right)
+    syntax_pass: np.ndarray             # bool [N]: the extracted JSON parses (math: an answer found)
+    format_pass: np.ndarray             # bool [N]: a closed ```json block was extracted (math: "Answer:" line)
+    has_think: np.ndarray               # bool [N]: a closed think block is present
+    error_class: list[str]              # per row, see the module docstring
+    schema_keywords: list[list[str]]    # per row, every failing JSON Schema keyword (empty if none)
+
+    def __len__(self) -> int:
+        return len(self.total)
+
+    def metrics(self, prefix: str = "reward") -> dict[str, float]:
+        """Flat batch means for logging: reward/<component>, reward/total, reward/strict_pass, ..."""
+        out = {f"{prefix}/{name}": float(v.mean()) if len(v) else 0.0 for name, v in self.components.items()}
+        for name in ("total", "strict_pass", "syntax_pass", "format_pass", "has_think"):
+            v = getattr(self, name)
+            out[f"{prefix}/{name}"] = float(np.mean(v)) if len(v) else 0.0
+        return out
+
+
+def _json_row(p: Parsed, task: Task, truncated: bool) -> tuple[dict[str, float], bool, str, list[str]]:
+    compiled = compile_schema(task.schema) if task.schema is not None else None
+    scores = {"format": C.format_score(p), "validity": C.validity_score(p),
+              "schema": C.schema_score(p, compiled), "strictness": C.strictness_score(p)}
+    keywords: list[str] = []
+    strict = p.ok and (compiled is None or is_valid(compiled, p.value))
+    cut = truncated or p.looks_truncated or not p.think_closed
+    if strict:
+        error = "ok"
+    elif p.candidate is None:
+        error = "truncated" if cut else "no_json"
+    elif not p.ok:
+        error = "truncated" if cut else f"parse_error:{p.error_kind}"
+    else:
+        keywords = failing_keywords(compiled, p.value)
+        error = SCHEMA_INVALID if keywords == [SCHEMA_INVALID] else f"schema:{keywords[0]}"
+    return scores, strict, error, keywords
+
+
+def _math_row(p: Parsed, task: Task, truncated: bool) -> tuple[dict[str, float], bool, bool, str]:
+    credit, found = C.correctness_score(p, task.answer)
+    strict = found and credit == 1.0
+    cut = truncated or not p.think_closed
+    error = "ok" if strict else "wrong_answer" if found else "truncated" if cut else "no_answer"
+    return {"correctness": credit}, strict, found, error
+
+
+def score(completions: Sequence[str], tasks: Sequence[Task], config: RewardConfig | None = None,
+          truncated: Sequence[bool] | np.ndarray | None = None) -> RewardBatch:
+    """Score completion i against tasks[i]. `truncated[i]`: the engine stopped it at max_tokens."""
+    config = config or RewardConfig()
+    N = len(completions)
+    if len(tasks) != N:
+        raise ValueError(f"score() needs one task per completion, got {N} completions and {len(tasks)} tasks")
+    if truncated is not None and len(truncated) != N:
+        raise ValueError(f"truncated has {len(truncated)} flags for {N} completions")
+    cut_flags = [False] * N if truncated is None else [bool(t) for t in truncated]
+
+    comps = {name: np.zeros(N) for name in COMPONENTS}
+    strict, syntax, fmt, think = (np.zeros(N, dtype=bool) for _ in range(4))
+    gate = np.zeros(N, dtype=bool)
+    weight_rows = np.zeros((N, len(COMPONENTS)))
+    weight_by_kind = {kind: np.array([config.effective_weights(kind).get(c, 0.0) for c in COMPONENTS])
+                      for kind in ("json", "math")}
+    errors: list[str] = [""] * N
+    keywords: list[list[str]] = [[] for _ in range(N)]
+
+    for i, (text, task) in enumerate(zip(completions, tasks)):
+        p = parse_completion(text)          # the one parse of this completion
+        is_math = task.kind == "math"
+        shared = {"reasoning": C.reasoning_score(p), "truncation": C.truncation_score(p, cut_flags[i], is_math),
+                  "repetition": C.repetition_score(p)}
+        if is_math:
+            row, strict[i], syntax[i], errors[i] = _math_row(p, task, cut_flags[i])
+            fmt[i] = has_answer_line(p.answer)
+            gate[i] = syntax[i]
+        else:
+            row, strict[i], errors[i], keywords[i] = _json_row(p, task, cut_flags[i])
+            syntax[i] = p.ok
+            fmt[i] = p.source == "json_fence"
+            gate[i] = fmt[i] and p.ok
+        for name, value in {**shared, **row}.items():
+            comps[name][i] = value
+        think[i] = p.think is not None and p.think_closed
+        weight_rows[i] = weight_by_kind["math" if is_math else "json"]
+
+    values = np.stack([comps[c] for c in COMPONENTS], axis=1)      # [N, K]
+    if config.mode == "strict":
+        total = strict.astype(np.float64)
+    elif config.gated:
+        in_gate = np.array([c in GATE_COMPONENTS for c in COMPONENTS])  # [K]
+        mask = np.where(in_gate[None, :], 1.0, gate[:, None].astype(np.float64))  # [N, K]
+        total = (values * weight_rows * mask).sum(axis=1)
+    else:
+        total = (values * weight_rows).sum(axis=1)
+    return RewardBatch(components=comps, total=total, strict_pass=strict, syntax_pass=syntax,
+                       format_pass=fmt, has_think=think, error_class=errors, schema_keywords=keywords)

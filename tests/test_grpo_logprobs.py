@@ -1,0 +1,149 @@
+"""Chunked selective log-softmax vs the naive full-vocabulary one, micro-batching, and a
+finite-difference gradient check of the whole GRPO loss through a tiny LoRA model (float64)."""
+import types
+
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from grpo.batch import Episode, completion_mask, make_micro_batches
+from grpo.logprobs import completion_logprobs, selective_logprobs
+from grpo.loss import k3_kl, policy_loss, seq_mean_weights, token_mean_weights
+
+V = 64
+
+
+def _exact_rms_norm(self, x):
+    """LlamaRMSNorm without its float32 round trip, so a float64 model is float64 end to end."""
+    return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+
+
+def tiny_policy(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=V, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
+                      tie_word_embeddings=True, pad_token_id=0, attn_implementation="sdpa")
+    model = LlamaForCausalLM(cfg).to(dtype)
+    if dtype == torch.float64:  # finite differences need every op in float64
+        for module in model.modules():
+            if type(module).__name__ == "LlamaRMSNorm":
+                module.forward = types.MethodType(_exact_rms_norm, module)
+    policy = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    with torch.no_grad():  # non-zero B so every LoRA weight has a gradient
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.3)
+    return policy.to(dtype)
+
+
+def episodes(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lens = [(5, 4), (3, 7), (6, 1), (4, 0), (2, 5)]  # (prompt, completion); one empty completion
+    out = []
+    for i, (p, c) in enumerate(lens):
+        ids = torch.randint(1, V, (p + c,), generator=g).tolist()
+        out.append(Episode(ids[:p], ids[p:], [], reward=0.0, advantage=float(i) - 2.0, truncated=(i == 1)))
+    return out
+
+
+def naive_logprobs(model, ep, temperature):
+    ids = torch.tensor([ep.prompt_ids + ep.completion_ids])
+    logits = model(input_ids=ids).logits.float() / temperature       # [1, L, V]
+    logp = torch.log_softmax(logits[0, :-1], dim=-1)                   # [L-1, V]
+    targets = ids[0, 1:]
+    return logp.gather(-1, targets[:, None]).squeeze(-1)[len(ep.prompt_ids) - 1:]
+
+
+def test_selective_logprobs_match_full_log_softmax_for_any_chunk():
+    torch.manual_seed(0)
+    h, w, t = torch.randn(37, 8), torch.randn(V, 8), torch.randint(0, V, (37,))
+    full = torch.log_softmax((h @ w.T) / 0.7, dim=-1)
+    expected = full.gather(-1, t[:, None]).squeeze(-1)
+    expected_entropy = -(full.exp() * full).sum(-1)
+    for chunk in (1, 5, 37, 100):
+        logp, entropy = selective_logprobs(h, w, t, temperature=0.7, chunk_tokens=chunk)
+        assert torch.allclose(logp, expected, atol=1e-5), f"chunk={chunk}"
+        assert torch.allclose(entropy, expected_entropy, atol=1e-4)
+
+
+def test_completion_logprobs_match_naive_per_sequence_forward():
+    policy, eps = tiny_policy(), episodes()
+    w = token_mean_weights(completion_mask(eps, mask_truncated=False), 8)
+    for mb in make_micro_batches(eps, w, micro_batch_size=2, pad_id=0):
+        logp, _ = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                      temperature=0.7, chunk_tokens=3)
+        for b in range(len(mb.adv)):
+            ep = next(e for e in eps if e.advantage == mb.adv[b].item())
+            n = len(ep.completion_ids)
+            assert torch.allclose(logp[b, :n], naive_logprobs(policy, ep, 0.7), atol=1e-4)
+            assert (logp[b, n:] == 0).all(), "padding positions must be 0"
+
+
+def test_micro_batches_sorted_by_length_drop_empty_rows_and_keep_weights():
+    eps = episodes()
+    mask = completion_mask(eps, mask_truncated=True)
+    assert mask[1].sum() == 0, "the truncated episode is masked out"
+    w = seq_mean_weights(mask, 8)
+    micro = make_micro_batches(eps, w, micro_batch_size=2, pad_id=0)
+    lengths = [int(l) for mb in micro for l in mb.attention_mask.sum(1)]
+    assert lengths == sorted(lengths), "micro-batches are length-sorted"
+    assert sum(len(mb.adv) for mb in micro) == 3, "the empty and the masked completion need no forward"
+    assert torch.isclose(sum(mb.token_weights.sum() for mb in micro), w.sum())
+
+
+def _loss(policy, micro, temperature=0.9, beta=0.1):
+    total = 0.0
+    for mb in micro:
+        logp, _ = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                      temperature=temperature, chunk_tokens=4)
+        loss, _ = policy_loss(logp, mb.old_logp, mb.ref_logp, torch.ones_like(logp), mb.adv, mb.token_weights,
+                              beta=beta, eps_low=0.2, eps_high=0.28)
+        total = total + loss
+    return total
+
+
+def test_finite_difference_gradient_of_the_grpo_loss():
+    policy, eps = tiny_policy(torch.float64), episodes()
+    w = seq_mean_weights(completion_mask(eps, False), 8).double()
+    micro = make_micro_batches(eps, w, micro_batch_size=2, pad_id=0)
+    g = torch.Generator().manual_seed(1)
+    for mb in micro:  # fixed old/ref logprobs somewhat away from the policy so clipping and KL matter
+        with torch.no_grad():
+            logp, _ = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                          temperature=0.9)
+        mb.old_logp = logp + 0.1 * torch.randn(logp.shape, generator=g, dtype=logp.dtype)
+        mb.ref_logp = logp + 0.3 * torch.randn(logp.shape, generator=g, dtype=logp.dtype)
+        mb.token_weights = mb.token_weights.double()
+        mb.adv = mb.adv.double()
+    params = {n: p for n, p in policy.named_parameters() if p.requires_grad}
+    policy.zero_grad()
+    _loss(policy, micro).backward()
+    checked = 0
+    for name in list(params)[:4]:
+        p = params[name]
+        for idx in [(0, 0), (1, 2)]:
+            orig = p.data[idx].item()
+            with torch.no_grad():
+                p.data[idx] = orig + 1e-6
+                up = _loss(policy, micro).item()
+                p.data[idx] = orig - 1e-6
+                down = _loss(policy, micro).item()
+                p.data[idx] = orig
+            fd = (up - down) / 2e-6
+            assert abs(fd - p.grad[idx].item()) <= 1e-6 + 1e-4 * abs(fd), f"{name}{idx}: fd {fd} vs autograd {p.grad[idx]}"
+            checked += 1
+    assert checked == 8
+
+
+def test_reference_pass_disables_the_adapter():
+    policy, eps = tiny_policy(), episodes()
+    mb = make_micro_batches(eps, token_mean_weights(completion_mask(eps, False), 8), 8, 0)[0]
+    args = (mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask)
+    with torch.no_grad():
+        with_adapter, _ = completion_logprobs(policy, *args)
+        with policy.disable_adapter():
+            ref, _ = completion_logprobs(policy, *args)
+        base, _ = completion_logprobs(policy.get_base_model(), *args)  # same weights, adapter still injected
+    assert not torch.allclose(with_adapter, ref), "the adapter must change the logprobs"
+    assert torch.allclose(with_adapter, base), "get_base_model() still runs the injected LoRA layers"
+    assert (k3_kl(with_adapter, ref) >= 0).all()

@@ -1,0 +1,125 @@
+"""JSON task generator: gold validates and maxes every component, negatives fail, eval is held out."""
+import json
+import random
+import re
+from collections import Counter
+
+import pytest
+
+from curriculum.json_tasks import TIERS, generate_json_tasks, tier_counts
+from curriculum.mutations import KEYWORD, mutate, mutation_sites
+from curriculum.prompts import SYSTEM_PROMPT_THINK, format_gold, system_prompt
+from curriculum.templates import TEMPLATES
+from rewards import RewardConfig, score, validate
+
+TRAIN = generate_json_tasks(600, seed=11, split="train", tier_mix={t: 1 for t in TIERS})
+EVAL = generate_json_tasks(300, seed=11, split="eval")
+MAX = {"format": 1.0, "validity": 1.0, "schema": 1.0, "reasoning": 1.0, "truncation": 1.0, "repetition": 1.0,
+       "strictness": 1.0}
+
+
+def test_templates_cover_at_least_24_structures_over_three_tiers():
+    assert sum(len(v) for v in TEMPLATES.values()) >= 24 and set(TEMPLATES) == set(TIERS)
+    assert {t.template_id for t in TRAIN} == {tid for v in TEMPLATES.values() for tid, _ in v}, "every template is used"
+
+
+def test_every_task_carries_prompt_tier_template_schema_and_gold():
+    for t in TRAIN + EVAL:
+        assert t.kind == "json" and t.prompt and t.tier in TIERS and t.template_id
+        assert t.schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_every_gold_instance_validates_against_its_schema():
+    bad = [(t.template_id, validate(t.gold, t.schema)[1]) for t in TRAIN + EVAL if not validate(t.gold, t.schema)[0]]
+    assert not bad, f"gold instances must validate: {bad[:5]}"
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_formatted_gold_gets_strict_pass_and_every_component_at_its_max(thinking):
+    tasks = TRAIN + EVAL
+    batch = score([format_gold(t, thinking) for t in tasks], tasks, RewardConfig.defaults(thinking=thinking))
+    assert batch.strict_pass.all() and batch.format_pass.all(), "gold must strictly pass"
+    for name, top in MAX.items():
+        if name == "reasoning" and not thinking:
+            continue
+        low = [tasks[i].template_id for i, v in enumerate(batch.components[name]) if v != top]
+        assert not low, f"{name} should be {top} on every gold reply; not on {Counter(low).most_common(3)}"
+    assert batch.total.min() == pytest.approx(1.0)
+
+
+def test_each_mutation_of_the_gold_fails_strict_pass_with_the_expected_keyword():
+    rng, seen = random.Random(0), Counter()
+    completions, tasks, expected, root_replaced = [], [], [], []
+    for t in TRAIN[:300]:
+        for kind in sorted({k for k, _ in mutation_sites(t.gold, t.schema)}):
+            bad, kind, keyword = mutate(t.gold, t.schema, rng, kind)
+            completions.append("```json\n" + json.dumps(bad) + "\n```")
+            tasks.append(t)
+            expected.append(keyword)
+            root_replaced.append(type(bad) is not type(t.gold))
+            seen[kind] += 1
+    batch = score(completions, tasks)
+    assert not batch.strict_pass.any(), "a mutated gold must never strictly pass"
+    assert all(k in kws for k, kws in zip(expected, batch.schema_keywords)), "the broken keyword must be reported"
+    credit = batch.components["schema"]
+    assert all(0.0 < c < 1.0 for c, root in zip(credit, root_replaced) if not root), \
+        "one broken constraint inside the document should leave partial, non-zero schema credit"
+    assert all(c == 0.0 for c, root in zip(credit, root_replaced) if root), "a wrong top-level type earns nothing"
+    assert {"drop_required", "wrong_type", "too_few", "too_many", "extra_key", "bad_enum"} <= set(seen)
+
+
+def test_same_seed_same_tasks_and_other_seed_other_tasks():
+    again = generate_json_tasks(600, seed=11, split="train", tier_mix={t: 1 for t in TIERS})
+    assert [(t.prompt, t.gold, t.id) for t in again] == [(t.prompt, t.gold, t.id) for t in TRAIN]
+    other = generate_json_tasks(600, seed=12, split="train", tier_mix={t: 1 for t in TIERS})
+    assert [t.prompt for t in other] != [t.prompt for t in TRAIN]
+
+
+def test_eval_prompts_never_appear_verbatim_in_training_sets():
+    train = {t.prompt for seed in range(3) for t in generate_json_tasks(3000, seed, "train")}
+    evals = {t.prompt for seed in range(3) for t in generate_json_tasks(1000, seed, "eval")}
+    assert not (train & evals), f"{len(train & evals)} eval prompts leaked into training"
+
+
+def test_tier_mix_is_exact_and_configurable():
+    assert tier_counts(10, {"simple": 0.2, "medium": 0.3, "hard": 0.5}) == {"simple": 2, "medium": 3, "hard": 5}
+    tasks = generate_json_tasks(30, 0, "train", {"simple": 1, "medium": 0, "hard": 2})
+    assert Counter(t.tier for t in tasks) == {"simple": 10, "hard": 20}
+    with pytest.raises(ValueError):
+        generate_json_tasks(5, 0, "train", {"easy": 1.0})
+
+
+def _schema_nodes(schema):
+    yield schema
+    for key in ("properties",):
+        for sub in (schema.get(key) or {}).values():
+            yield from _schema_nodes(sub)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            yield from _schema_nodes(schema[key])
+
+
+def test_prompt_states_every_key_enum_value_count_and_format_of_the_schema():
+    for t in TRAIN + EVAL:
+        for node in _schema_nodes(t.schema):
+            for key in (node.get("properties") or {}):
+                assert f'"{key}"' in t.prompt, f"{t.template_id}: key {key!r} is checked but not named in the prompt"
+            for value in node.get("enum", []) + ([node["const"]] if "const" in node else []):
+                assert str(value) in t.prompt, f"{t.template_id}: allowed value {value!r} not in the prompt"
+            for kw in ("minItems", "maxItems", "minProperties", "maxProperties", "minimum", "maximum"):
+                if kw == "maxItems" and node.get(kw) == 0:
+                    assert "empty" in t.prompt, f"{t.template_id}: maxItems=0 needs 'empty' in the prompt"
+                elif kw in node:
+                    assert re.search(rf"\b{node[kw]}\b", t.prompt), f"{t.template_id}: {kw}={node[kw]} not stated"
+            if node.get("format") == "date":
+                assert "YYYY-MM-DD" in t.prompt
+            if node.get("additionalProperties") is False:
+                assert re.search(r"\bonly\b|no other", t.prompt), f"{t.template_id}: closed object but no 'only'"
+
+
+def test_system_prompts_ask_for_one_json_block_and_avoid_the_parroted_placeholder():
+    assert "```json" in system_prompt("json", False) and "<think>" in system_prompt("json", True)
+    assert "Your reasoning here" not in SYSTEM_PROMPT_THINK
+    assert "Answer:" in system_prompt("math", False)
+    with pytest.raises(ValueError):
+        system_prompt("poetry", False)
