@@ -47,5 +47,6 @@ class BaselineCache:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         with os.fdopen(fd, "w") as f:
             json.dump({"key": fields, "generated": generated.to_dict()}, f)
+        os.chmod(tmp, 0o644)      # mkstemp makes it 0600; the cache is shared by whoever evaluates
         os.replace(tmp, path)
         return path

@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                         max_tokens=args.max_tokens, n=1 if args.greedy else args.n, seed=args.seed,
                         engine=args.engine, thinking=bool(args.thinking if args.thinking is not None else cfg.get("thinking", False)))
     ks = tuple(int(k) for k in args.k.split(",") if k.strip())
+    if any(k > decoding.n for k in ks):
+        print(f"grpo-eval: pass@k needs n >= k samples per prompt; with n={decoding.n} only "
+              f"k <= {decoding.n} is reported", file=sys.stderr)
     plan = EvalPlan(model=args.model or cfg.get("model", "embedded:smollm2-135m"), adapters=args.adapter,
                     sets=args.bench, decoding=decoding, math_max_tokens=args.math_max_tokens, ks=ks,
                     limit=args.limit, set_seed=args.set_seed, out=args.out, cache_dir=args.cache_dir,

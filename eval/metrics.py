@@ -12,7 +12,8 @@ Definitions (one sample = one completion; a prompt has n samples):
 - format pass: a closed ```json block was extracted (math: an "Answer:" line);
 - pass@1 = mean success over the n samples of every prompt, then over prompts; pass@k by the
   unbiased estimator from the n samples (only for k <= n);
-- every rate carries a 95 % CI: Wilson for n = 1, bootstrap over prompts for n > 1;
+- every rate carries a 95 % CI: Wilson with the prompt as the unit (`eval.stats.prompt_rate`);
+  means (reward components, pass@k) a bootstrap over prompts;
 - error taxonomy: `rewards.score`'s error class per sample (ok | no_json | truncated |
   parse_error:<kind> | schema:<first failing keyword> | math: no_answer | wrong_answer), a coarse
   roll-up of it, and counts of every failing JSON Schema keyword (a sample can fail several);

@@ -8,9 +8,11 @@ Contract: `run_eval(plan)` generates what is not cached, scores everything, comp
 It returns the metrics dict. It reads no config file and no `sys.argv` (that is `eval.cli`), and it
 never imports `grpo`.
 
-Order per set: baseline (cache, or generate and cache) -> each adapter (never cached: an adapter
-folder is rewritten during training) -> constrained decoding on the base model (cached like the
-baseline; JSON sets and the vLLM engine only).
+Order per set: baseline (cache, or generate and cache, shard by shard, so a killed run resumes)
+-> each adapter (never cached: an adapter folder is rewritten during training) -> constrained
+decoding on the base model (cached like the baseline; JSON sets and the vLLM engine only). A
+resumed baseline is not bit-identical to an uninterrupted one (the engine's RNG restarts), but it
+is one fixed baseline from then on.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from eval.sets import canonical_name, load_set, set_hash
 from eval.stats import paired_outcomes
 
 BASELINE, CONSTRAINED = "baseline", "constrained"
+SHARD_PROMPTS = 64      # baseline / constrained runs are generated and cached in shards of this many prompts
 
 
 @dataclass
@@ -77,11 +80,28 @@ class _Lazy:
 
 
 def _cached_run(plan, lazy, cache, label, tasks, decoding, key) -> tuple[Generated, bool]:
-    if not plan.force_baseline and (hit := cache.get(key)) is not None:
-        return hit, True
-    gen = lazy().run(label, tasks, decoding)
-    cache.put(key, gen)
-    return gen, False
+    """The run for `key`, from the cache where possible; generated in shards of SHARD_PROMPTS prompts,
+    each cached as soon as it is done, so a killed run resumes where it stopped (same command)."""
+    parts, all_cached = [], True
+    for start in range(0, len(tasks), SHARD_PROMPTS):
+        shard_key = {**key, "shard": [start, SHARD_PROMPTS]}
+        part = None if plan.force_baseline else cache.get(shard_key)
+        if part is None:
+            all_cached = False
+            part = lazy().run(f"{label} {start}-{min(start + SHARD_PROMPTS, len(tasks))}/{len(tasks)}",
+                              tasks[start:start + SHARD_PROMPTS], decoding)
+            cache.put(shard_key, part)
+        parts.append(part)
+    return merge(label, parts), all_cached
+
+
+def merge(label: str, parts: list[Generated]) -> Generated:
+    """Concatenate the shards of one run (prompt order kept; wall time and prompt tokens summed)."""
+    return Generated(label=label, task_ids=[t for p in parts for t in p.task_ids],
+                     completions=[row for p in parts for row in p.completions],
+                     skipped={k: v for p in parts for k, v in p.skipped.items()},
+                     wall_s=sum(p.wall_s for p in parts), prompt_tokens=sum(p.prompt_tokens for p in parts),
+                     meta=parts[0].meta if parts else {})
 
 
 def run_set(plan: EvalPlan, name: str, lazy: _Lazy, cache: BaselineCache) -> tuple[dict[str, Any], list[dict]]:

@@ -5,6 +5,7 @@ Pure numpy / math on arrays of outcomes; knows nothing of models, tasks or rewar
 - `wilson(successes, total)`: the Wilson score interval of a binomial rate (Wilson 1927). Unlike the
   normal approximation it stays inside [0, 1] and behaves at rates near 0 or 1, which is exactly
   where a 135M model's strict pass sits.
+- `prompt_rate(success)`: pass rate over [P, n] outcomes, Wilson with the prompt as the unit.
 - `bootstrap_mean(values)`: percentile bootstrap CI of a mean, for non-binary quantities (reward
   components, per-prompt pass@k, paired deltas). Resampling is over *prompts*, the unit that is
   independent; the n samples of one prompt are not.
@@ -19,6 +20,12 @@ from collections.abc import Sequence
 import numpy as np
 
 Z95 = 1.959963984540054   # two-sided 95 % normal quantile
+TIER_ORDER = ("simple", "medium", "hard")
+
+
+def tier_key(tier: str) -> tuple[int, str]:
+    """Sort key: simple, medium, hard first, then anything else alphabetically."""
+    return (TIER_ORDER.index(tier) if tier in TIER_ORDER else len(TIER_ORDER), tier)
 
 
 def wilson(successes: int | float, total: int, z: float = Z95) -> tuple[float, float]:
@@ -29,7 +36,9 @@ def wilson(successes: int | float, total: int, z: float = Z95) -> tuple[float, f
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if successes <= 0 else max(0.0, centre - half)      # exact ends, no 1e-17 rounding
+    hi = 1.0 if successes >= total else min(1.0, centre + half)
+    return lo, hi
 
 
 def bootstrap_mean(values: Sequence[float] | np.ndarray, num_resamples: int = 2000, seed: int = 0,
@@ -62,17 +71,19 @@ def rate(flags: Sequence[bool] | np.ndarray) -> dict[str, float]:
 
 
 def prompt_rate(success: np.ndarray) -> dict[str, float]:
-    """Mean success over an [P, n] array of outcomes with a CI that respects the prompt as the unit.
+    """Mean success over an [P, n] array of outcomes with a CI that treats the prompt as the unit.
 
-    n == 1: Wilson on P outcomes. n > 1: bootstrap over prompts of the per-prompt mean.
+    Wilson with P trials at the observed rate. For n == 1 that is the exact Wilson interval; for
+    n > 1 it is conservative (a per-prompt mean in [0, 1] has variance <= p(1-p)), never collapses
+    to [0, 0] the way a bootstrap of an all-fail sample does, and ignores no prompt correlation.
     """
-    success = np.asarray(success, dtype=np.float64).reshape(len(success), -1)      # [P, n]
-    if success.shape[1] == 1:
-        return rate(success[:, 0] > 0.5)
-    per_prompt = success.mean(axis=1)                                               # [P]
-    lo, hi = bootstrap_mean(per_prompt)
-    return {"rate": float(per_prompt.mean()) if per_prompt.size else 0.0, "lo": lo, "hi": hi,
-            "num": int(per_prompt.size)}
+    success = np.asarray(success, dtype=np.float64)
+    if success.size == 0:
+        return {"rate": 0.0, "lo": 0.0, "hi": 1.0, "num": 0}
+    per_prompt = success.reshape(len(success), -1).mean(axis=1)                    # [P]
+    mean = float(per_prompt.mean())
+    lo, hi = wilson(mean * per_prompt.size, per_prompt.size)
+    return {"rate": mean, "lo": lo, "hi": hi, "num": int(per_prompt.size)}
 
 
 def paired_outcomes(base: np.ndarray, other: np.ndarray) -> dict[str, float]:

@@ -68,6 +68,23 @@ def save_checkpoint(run_dir: Path, step: int, policy, optimizer, scheduler, stat
     return final
 
 
+def save_adapter(policy, folder: str | Path) -> Path:
+    """Save the PEFT adapter alone to `folder` atomically (temp folder beside it, then rename): the
+    file to hand to `model.init_adapter`, `grpo-eval --adapter` or vLLM."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    try:
+        policy.save_pretrained(tmp)
+        _fsync_tree(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first."""
     root = Path(run_dir) / "checkpoints"
@@ -85,6 +102,11 @@ def remove_partial(run_dir: Path) -> int:
     return len(partial)
 
 
+def read_state(folder: Path) -> dict[str, Any]:
+    """state.json of a checkpoint (step, task-source position, curriculum position, counters)."""
+    return json.loads((Path(folder) / "state.json").read_text())
+
+
 def load_checkpoint(folder: Path, policy, optimizer, scheduler) -> dict[str, Any]:
     """Restore adapter weights, optimizer, scheduler and RNGs in place; return state.json's dict."""
     from peft import set_peft_model_state_dict
@@ -98,4 +120,4 @@ def load_checkpoint(folder: Path, policy, optimizer, scheduler) -> dict[str, Any
     optimizer.load_state_dict(trainer_state["optimizer"])
     scheduler.load_state_dict(trainer_state["scheduler"])
     set_rng_state(trainer_state["rng"])
-    return json.loads((folder / "state.json").read_text())
+    return read_state(folder)

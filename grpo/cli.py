@@ -1,4 +1,5 @@
-"""`grpo-train CONFIG [--resume] [--set key=value ...]`: parse, load the config, call grpo.train.train.
+"""`grpo-train CONFIG [--resume] [--set key=value ...]`: parse, load the config, call grpo.train.train
+(or grpo.sft.run_sft when the config says run.mode = "sft").
 
 A bad config prints one line naming the key and the file (exit status 2), never a traceback.
 """
@@ -23,13 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"grpo-train: config error: {err}", file=sys.stderr)
         return 2
-    from grpo.train import train  # heavy imports only once the config is known to be good
+    # heavy imports only once the config is known to be good
+    if cfg.run.mode == "sft":
+        from grpo.sft import run_sft as run
+    else:
+        from grpo.train import train as run
     try:
-        summary = train(cfg, resume=args.resume, quiet=args.quiet)
+        summary = run(cfg, resume=args.resume, quiet=args.quiet)
     except ConfigError as err:
         print(f"grpo-train: {err}", file=sys.stderr)
         return 2
-    print(f"done: {summary['step']} steps, run folder {summary['run_dir']}")
+    print(f"done: {summary['step']} steps, run folder {summary['run_dir']}, adapter {summary['adapter']}")
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from curriculum.schedule import Schedule
 from rewards.config import RewardConfig
 
 
@@ -34,6 +35,7 @@ class Section(BaseModel):
 
 class RunSection(Section):
     name: str = "run"                 # run folder = out_dir/name
+    mode: Literal["grpo", "sft"] = "grpo"  # sft: supervised warm start on gold replies (grpo/sft.py)
     out_dir: str = "runs"
     seed: int = 0                     # torch/numpy/python RNGs and the engine's sampler
     num_steps: int = Field(100, ge=1)  # GRPO steps (each = 1 rollout batch, mu optimizer steps)
@@ -41,8 +43,7 @@ class RunSection(Section):
     keep_last: int = Field(3, ge=1)    # older checkpoints are deleted
     sample_every: int = Field(10, ge=1)  # completions as text to TensorBoard
     num_samples_logged: int = Field(4, ge=0)
-    canary_every: int = Field(0, ge=0)  # engine-vs-trainer logprob check after a swap; 0 = never
-    canary_tolerance: float = 0.5      # warn above this max |logprob diff| (bf16 on CPU: ~0.1)
+    canary_every: int = Field(10, ge=0)  # engine-vs-trainer logprob check after the swap (rollout.canary); 0 = never
     num_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 = torch's default
     tensorboard: bool = True
 
@@ -71,6 +72,7 @@ class RolloutSection(Section):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(256, ge=1)
     max_model_len: int = Field(1024, ge=2)  # prompt + completion, for the engine's KV cache
+    think_prefill: bool = False             # think mode: the assistant turn starts with "<think>\n" (rollout.chat)
     gpu_memory_utilization: float = Field(0.4, gt=0, le=1)  # GPU only; the seed used 0.35-0.42
 
 
@@ -108,6 +110,12 @@ class OptimSection(Section):
     max_grad_norm: float = Field(0.1, gt=0)  # seed; clip the global grad norm of the LoRA weights
 
 
+class SFTSection(Section):
+    """run.mode = "sft" only: how gold replies are batched (optimizer and schedule: [optim])."""
+    micro_batch_size: int = Field(8, ge=1)   # sequences per forward/backward
+    grad_accum: int = Field(2, ge=1)         # micro-batches per optimizer step (16 sequences by default)
+
+
 class Config(Section):
     run: RunSection = RunSection()
     model: ModelSection = ModelSection()
@@ -117,7 +125,8 @@ class Config(Section):
     grpo: GRPOSection = GRPOSection()
     optim: OptimSection = OptimSection()
     reward: RewardConfig = RewardConfig()
-    curriculum: dict[str, Any] | None = None  # reserved for stage schedules (a later issue)
+    sft: SFTSection = SFTSection()
+    curriculum: Schedule | None = None  # stages (curriculum.schedule); None: one pool from [data]
 
     @model_validator(mode="after")
     def _combinations(self) -> "Config":
@@ -129,8 +138,13 @@ class Config(Section):
             raise ValueError("data.tier_mix: only JSON tasks have tiers (data.kind = 'math')")
         if self.model.load_in_4bit and self.model.dtype == "float32":
             raise ValueError("model.load_in_4bit: NF4 computes in bfloat16; set model.dtype = 'bfloat16'")
-        if self.curriculum is not None:
-            raise ValueError("curriculum: stage schedules are not implemented yet; remove the section")
+        if r.think_prefill and not self.reward.thinking:
+            raise ValueError("rollout.think_prefill: opens a think block; it needs reward.thinking = true")
+        if self.curriculum is not None and self.data.tier_mix is not None:
+            raise ValueError("data.tier_mix: a curriculum sets the tier mix per stage "
+                             "(curriculum.stages.tier_mix); remove data.tier_mix")
+        if self.curriculum is not None and self.run.mode == "sft":
+            raise ValueError("curriculum: stages apply to GRPO runs; run.mode = 'sft' trains on one pool")
         return self
 
     @property

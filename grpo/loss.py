@@ -14,8 +14,9 @@ Departures from plain GRPO, each a config switch (defaults in grpo/config.py):
   exactly the full-batch loss:
     "seq_mean"   1/num_seqs * sum_i 1/|o_i| sum_t   (GRPO)
     "token_mean" 1/sum_i |o_i| * sum_i sum_t        (DAPO: long completions are not down-weighted)
-    "constant"   1/(num_seqs * max_tokens) * sum    (Dr. GRPO, Liu et al. 2025: no length bias at all)
-  Sequences with no token left in the loss (empty, or truncated and masked) do not count in num_seqs.
+    "constant"   1/(B * max_tokens) * sum           (Dr. GRPO, Liu et al. 2025: no length bias at all)
+  For seq_mean, sequences with no token left in the loss (empty, or truncated and masked) do not count
+  in num_seqs; the constant normaliser counts every sequence of the batch (B), masked or not.
 - Truncated importance sampling (`grpo.is_correction = "tis"`, `grpo.is_cap`): the engine samples
   with slightly different numerics than the trainer, so its tokens come from pi_sampler, not pi_old.
   Each token's policy-gradient term is weighted by min(pi_old / pi_sampler, C), detached
@@ -53,9 +54,8 @@ def token_mean_weights(mask: torch.Tensor, max_tokens: int) -> torch.Tensor:
 
 
 def constant_weights(mask: torch.Tensor, max_tokens: int) -> torch.Tensor:
-    """Dr. GRPO: sum over tokens divided by a constant, num_seqs * max_tokens."""
-    num_seqs = (mask.sum(dim=1) > 0).sum().clamp(min=1)
-    return mask / (num_seqs * max_tokens)                       # [B, T]
+    """Dr. GRPO: sum over tokens divided by a constant, B * max_tokens (B: every sequence of the batch)."""
+    return mask / (max(mask.shape[0], 1) * max_tokens)          # [B, T]
 
 
 LOSS_AGGREGATIONS: dict[str, WeightFn] = {

@@ -21,7 +21,7 @@ def lr_multiplier(step: int, total_steps: int, cfg: OptimSection) -> float:
     >>> from grpo.config import OptimSection
     >>> cfg = OptimSection(warmup_ratio=0.1, schedule="cosine", min_lr_ratio=0.0)
     >>> [round(lr_multiplier(s, 20, cfg), 3) for s in (0, 1, 2, 11, 19)]
-    [0.5, 1.0, 1.0, 0.5, 0.007]
+    [0.5, 1.0, 1.0, 0.5, 0.008]
     """
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
     if step < warmup:                                   # 1. warm-up: (step + 1) / warmup

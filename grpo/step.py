@@ -84,18 +84,18 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
     t_start = time.perf_counter()
 
     # 1-3. Prompts -> G completions each -> rewards. "filter" drops all-tie groups and refills.
-    groups, num_sampled, num_zero_var, num_gen_tokens = [], 0, 0, 0
+    groups, sampled, num_zero_var, num_gen_tokens = [], [], 0, 0
     num_rounds = 1 + (g.max_refill_rounds if g.zero_variance == "filter" else 0)
     for _ in range(num_rounds):
         new_groups = sample_groups(ctx, P - len(groups), timer, reward_stats)
         zero_var = zero_variance_groups(torch.tensor(np.stack([gr.rewards for gr in new_groups])))
-        num_sampled, num_zero_var = num_sampled + len(new_groups), num_zero_var + int(zero_var.sum())
+        sampled, num_zero_var = sampled + new_groups, num_zero_var + int(zero_var.sum())
         num_gen_tokens += sum(len(r.completion_ids) for gr in new_groups for r in gr.rollouts)
         groups += [gr for gr, z in zip(new_groups, zero_var) if not (z and g.zero_variance == "filter")]
         if len(groups) == P:
             break
-    metrics = reward_stats.means() | {"frac_reward_zero_std": num_zero_var / num_sampled,
-                                      "groups/sampled": num_sampled, "groups/trained": len(groups)}
+    metrics = reward_stats.means() | {"frac_reward_zero_std": num_zero_var / len(sampled),
+                                      "groups/sampled": len(sampled), "groups/trained": len(groups)}
 
     # 4. Group-relative advantages over the kept groups.
     episodes: list[Episode] = []
@@ -142,6 +142,7 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
                 skipped_nonfinite += 1
                 warnings.warn(f"non-finite gradient (norm {grad_norm}); optimizer step skipped")
             ctx.optimizer.zero_grad(set_to_none=True)
+    lr = ctx.scheduler.get_last_lr()[0]  # the rate this step's updates used
     for _ in range(g.num_iterations):  # the schedule follows the step count, trained or not
         ctx.scheduler.step()
 
@@ -152,13 +153,13 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
 
     num_train_tokens = sum(mb.num_tokens for mb in micro) * g.num_iterations
     metrics |= stats.means() | timer.metrics() | {
-        "loss": loss_sum / g.num_iterations, "lr": ctx.scheduler.get_last_lr()[0],
+        "loss": loss_sum / g.num_iterations, "lr": lr,
         "skipped/nonfinite": skipped_nonfinite, "skipped/no_signal": int(not micro),
-        "micro_batches": len(micro),
+        "micro_batches": len(micro), "tokens/generated": num_gen_tokens,
         "tokens/generated_per_s": num_gen_tokens / max(timer.seconds["generate"], 1e-9),
         "tokens/train_per_s": num_train_tokens / max(timer.seconds["train"], 1e-9),
         "step_time_s": time.perf_counter() - t_start}
-    examples = [f"task {gr.task.id} | reward {gr.rewards[0]:.3f}\n{gr.rollouts[0].text}" for gr in groups]
+    examples = [f"task {gr.task.id} | reward {gr.rewards[0]:.3f}\n{ctx.render.said(gr.rollouts[0].text)}" for gr in sampled]
     return metrics, examples[:cfg.run.num_samples_logged]
 
 
@@ -170,8 +171,9 @@ def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: 
         rollouts = ctx.engine.generate([ctx.render(t) for t in tasks], ctx.sampling)
     assert len(rollouts) == num_prompts * G, f"engine returned {len(rollouts)} rollouts, expected {num_prompts * G}"
     truncated = np.array([r.truncated for r in rollouts])
+    texts = [ctx.render.said(r.text) for r in rollouts]  # with a think prefill, "<think>\n" + completion
     with timer("score"):
-        scored = ctx.reward_fn([r.text for r in rollouts], [t for t in tasks for _ in range(G)], truncated)
+        scored = ctx.reward_fn(texts, [t for t in tasks for _ in range(G)], truncated)
     total = np.asarray(scored.total, dtype=np.float64)                                   # [P * G]
     lengths = np.array([len(r.completion_ids) for r in rollouts])
     stats.add({"reward": total.mean(), "reward_std": total.std(),

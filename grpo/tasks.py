@@ -1,12 +1,12 @@
 """Where a step's prompts come from: a small, resumable "task source".
 
 `TaskSource` walks a fixed pool of tasks in an order reshuffled every epoch. Its whole state is one
-integer (how many tasks it has handed out), so a checkpoint restores it exactly. The curriculum
-(a later issue) will put stage-aware sources behind the same three methods:
-`next_batch(n)`, `state_dict()`, `load_state_dict(state)`.
+integer (how many tasks it has handed out), so a checkpoint restores it exactly. A curriculum run gives
+each stage its own source (grpo.stages).
 
 `PromptRenderer` turns a task into prompt token ids (system prompt + user message through the model's
-chat template), once per task.
+chat template, and in think mode optionally the "<think>\n" prefill), once per task; `said(text)` is
+what the model "said" for a completion (prefill + generated text), the string rewards score.
 """
 from __future__ import annotations
 
@@ -55,13 +55,17 @@ def build_task_source(data_cfg, seed: int) -> TaskSource:
 class PromptRenderer:
     """Task -> prompt token ids with the model's chat template; cached by task id."""
 
-    def __init__(self, tokenizer: Any, thinking: bool = False):
-        self.tokenizer, self.thinking, self._cache = tokenizer, thinking, {}
+    def __init__(self, tokenizer: Any, thinking: bool = False, think_prefill: bool = False):
+        self.tokenizer, self.thinking, self.think_prefill, self._cache = tokenizer, thinking, think_prefill, {}
 
     def __call__(self, task: Task) -> list[int]:
         if task.id not in self._cache:
             from curriculum.prompts import system_prompt
             from rollout.chat import render_prompt
             system = system_prompt(task.kind, self.thinking)
-            self._cache[task.id] = render_prompt(self.tokenizer, system, task.prompt)
+            self._cache[task.id] = render_prompt(self.tokenizer, system, task.prompt, think_prefill=self.think_prefill)
         return self._cache[task.id]
+
+    def said(self, completion: str) -> str:
+        from rollout.chat import full_completion
+        return full_completion(completion, think_prefill=self.think_prefill)

@@ -8,7 +8,8 @@ The loop only schedules, logs and checkpoints; what a step does is in grpo/step.
 arguments replace one built-in part (an engine, a reward function, a task source), for tests and
 for callers with their own data; by default each is built from the config.
 
-Run folder (`run.out_dir/run.name`): config.toml (resolved), tb/ (TensorBoard), checkpoints/.
+Run folder (`run.out_dir/run.name`): config.toml (resolved), tb/ (TensorBoard), checkpoints/,
+adapter/ (the final PEFT adapter) and, with a curriculum, stages/stage_<i>_<name>/ (each stage's adapter).
 """
 from __future__ import annotations
 
@@ -16,16 +17,19 @@ import math
 import os
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from curriculum.schedule import CurriculumState
 from grpo import checkpoint
 from grpo.config import Config, ConfigError, dump_toml
 from grpo.model import count_parameters, load_policy
 from grpo.monitor import Monitor, NullMonitor
 from grpo.optim import build_optimizer
+from grpo.stages import Stages, held_out_strict_pass, optimizer_horizon
 from grpo.step import RewardFn, StepContext, grpo_step
 from grpo.tasks import PromptRenderer, build_task_source
 
@@ -66,25 +70,38 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
     run_dir.mkdir(parents=True, exist_ok=True)
     config_toml = dump_toml(cfg)
     (run_dir / "config.toml").write_text(config_toml)
+    latest = checkpoint.list_checkpoints(run_dir)[-1:] if resume else []
+    checkpoint.remove_partial(run_dir)
+    saved = checkpoint.read_state(latest[0]) if latest else {}
 
-    # Model, optimizer, data, rewards, engine.
+    # Curriculum position first: it decides the step's config (stage overrides) and its task pool.
+    stages = Stages(cfg, CurriculumState.from_dict(saved["curriculum"]) if saved.get("curriculum") else None) \
+        if cfg.curriculum is not None else None
+    step_cfg = stages.config if stages else cfg
+    if stages:
+        tasks = stages.tasks  # a curriculum always draws from its stage pools
+    elif tasks is None:
+        tasks = build_task_source(cfg.data, cfg.run.seed)
+
+    # Model, optimizer, rewards, engine.
     from rollout.models import resolve_model
     model_path = resolve_model(cfg.model.path)
     policy, tokenizer = load_policy(model_path, cfg.model, cfg.lora)
-    num_opt_steps = cfg.run.num_steps * cfg.grpo.num_iterations
-    optimizer, scheduler = build_optimizer(policy, cfg.optim, num_opt_steps)
-    tasks = tasks if tasks is not None else build_task_source(cfg.data, cfg.run.seed)
-    reward_fn = reward_fn or default_reward_fn(cfg)
+    optimizer, scheduler = build_optimizer(policy, step_cfg.optim, optimizer_horizon(cfg, stages and stages.state))
+    custom_reward = reward_fn
+    reward_fn = custom_reward or default_reward_fn(step_cfg)
+    owns_engine = engine is None
     engine = engine if engine is not None else build_engine(cfg, model_path, policy, tokenizer)
 
     start_step, totals = 0, {"skipped_nonfinite": 0, "skipped_no_signal": 0}
-    latest = checkpoint.list_checkpoints(run_dir)[-1:] if resume else []
-    checkpoint.remove_partial(run_dir)
     if latest:
-        state = checkpoint.load_checkpoint(latest[0], policy, optimizer, scheduler)
-        tasks.load_state_dict(state["tasks"])
-        start_step, totals = state["step"], state["totals"]
-        say(f"resumed from {latest[0]} (step {start_step})")
+        checkpoint.load_checkpoint(latest[0], policy, optimizer, scheduler)
+        tasks.load_state_dict(saved["tasks"])
+        start_step, totals = saved["step"], saved["totals"]
+        say(f"resumed from {latest[0]} (step {start_step}"
+            + (f", stage {stages.state.stage + 1} '{stages.stage.name}')" if stages else ")"))
+    elif resume:
+        say(f"no checkpoint in {run_dir}; starting from step 0")
     engine.set_adapter(policy)  # the engine samples from exactly the policy's adapter from step 1 on
 
     trainable, total = count_parameters(policy)
@@ -94,14 +111,17 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
         f"prompts/step P   {P}\ngroup size G     {G}\ncompletions/step {P * G} "
         f"(<= {P * G * cfg.rollout.max_new_tokens:,} generated tokens)\n"
         f"micro-batches    <= {math.ceil(P * G / mb)} of {mb} sequences\n"
-        f"optimizer steps  {cfg.run.num_steps} steps x mu={cfg.grpo.num_iterations} = {num_opt_steps}\n"
-        f"engine           {cfg.rollout.engine}; run folder {run_dir}")
+        f"optimizer steps  {cfg.run.num_steps} steps x mu={cfg.grpo.num_iterations} = {cfg.run.num_steps * cfg.grpo.num_iterations}\n"
+        f"thinking         {cfg.reward.thinking} (prefill {cfg.rollout.think_prefill})\n"
+        + (f"curriculum       {len(cfg.curriculum.stages)} stages, {cfg.curriculum.advance}; "
+           f"now {stages.state.stage + 1} '{stages.stage.name}'\n" if stages else "")
+        + f"engine           {cfg.rollout.engine}; run folder {run_dir}")
 
-    ctx = StepContext(cfg=cfg, policy=policy, optimizer=optimizer, scheduler=scheduler, engine=engine,
-                      tasks=tasks, render=PromptRenderer(tokenizer, cfg.reward.thinking), reward_fn=reward_fn,
-                      pad_id=tokenizer.pad_token_id)
+    render = PromptRenderer(tokenizer, cfg.reward.thinking, cfg.rollout.think_prefill)
+    ctx = StepContext(cfg=step_cfg, policy=policy, optimizer=optimizer, scheduler=scheduler, engine=engine,
+                      tasks=tasks, render=render, reward_fn=reward_fn, pad_id=tokenizer.pad_token_id)
     monitor = Monitor(run_dir / "tb") if cfg.run.tensorboard else NullMonitor()
-    summary: dict[str, Any] = {"step": start_step, "resumed_from": start_step, "history": []}
+    summary: dict[str, Any] = {"step": start_step, "resumed_from": start_step, "history": [], "stage_changes": []}
     bar = _progress(start_step, cfg.run.num_steps, quiet)
     try:
         for step in range(start_step + 1, cfg.run.num_steps + 1):
@@ -109,26 +129,64 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
             totals["skipped_nonfinite"] += metrics["skipped/nonfinite"]
             totals["skipped_no_signal"] += metrics["skipped/no_signal"]
             if cfg.run.canary_every and step % cfg.run.canary_every == 0:
-                metrics |= _canary(engine, policy, ctx.render(tasks.tasks[0]), cfg.run.canary_tolerance)
+                metrics |= _canary(engine, policy, render(tasks.tasks[0]))
+            if stages:  # may switch the stage: config, task pool, optimizer (ctx is rebuilt)
+                ctx, change = _advance_curriculum(ctx, stages, step, metrics, custom_reward, run_dir)
+                if change is not None:
+                    tasks = ctx.tasks
+                    summary["stage_changes"].append(change.as_dict())
+                    monitor.text("curriculum", f"step {step}: {change.as_dict()}", step)
+                    bar.write(f"stage {change.old + 1} -> {change.new + 1} '{change.name}' after step {step} "
+                              f"({change.reason}, rolling strict pass {change.rolling_strict_pass})")
             monitor.scalars(metrics | {f"totals/{k}": v for k, v in totals.items()}, step)
             if step % cfg.run.sample_every == 0 or step == 1:
                 monitor.text("samples", "\n\n".join(examples), step)
             if step % cfg.run.save_every == 0 or step == cfg.run.num_steps:
-                checkpoint.save_checkpoint(run_dir, step, policy, optimizer, scheduler,
-                                           {"tasks": tasks.state_dict(), "curriculum": None, "totals": totals},
+                checkpoint.save_checkpoint(run_dir, step, policy, ctx.optimizer, ctx.scheduler,
+                                           {"tasks": tasks.state_dict(), "totals": totals,
+                                            "curriculum": stages.state.to_dict() if stages else None},
                                            config_toml, keep_last=cfg.run.keep_last)
             summary["step"] = step
-            summary["history"].append({k: metrics[k] for k in ("reward", "pass/strict", "step_time_s")
-                                       if k in metrics})
+            kept = ("reward", "pass/strict", "lr", "step_time_s", "tokens/generated", "canary/delivered", "curriculum/stage")
+            summary["history"].append({k: metrics[k] for k in kept if k in metrics})
             bar.update(1)
             bar.set_postfix(reward=f"{metrics.get('reward', 0):.3f}", strict=f"{metrics.get('pass/strict', 0):.2f}",
                             dt=f"{metrics['step_time_s']:.1f}s", refresh=False)
             if not quiet:
                 bar.write(_line(step, cfg.run.num_steps, metrics))
+        # The final adapter alone (PEFT format), for grpo-eval --adapter and model.init_adapter;
+        # in a curriculum run the last stage's folder too.
+        adapter_dir = checkpoint.save_adapter(policy, run_dir / "adapter")
+        if stages:
+            checkpoint.save_adapter(policy, stages.adapter_dir(run_dir, stages.state.stage))
     finally:
         bar.close()
         monitor.close()
-    return summary | {"totals": totals, "run_dir": str(run_dir)}
+        if owns_engine:
+            engine.close()
+    return summary | {"totals": totals, "run_dir": str(run_dir), "adapter": str(adapter_dir)}
+
+
+def _advance_curriculum(ctx: StepContext, stages: Stages, step: int, metrics: dict[str, float],
+                        custom_reward, run_dir) -> tuple[StepContext, Any]:
+    """Feed the step's strict pass to the schedule (its curriculum scalars go into `metrics`); on a stage
+    change save the finished stage's adapter and return a StepContext for the new stage (config, pool,
+    optimizer), else ctx itself."""
+    evaluate = lambda index, stage: held_out_strict_pass(ctx.engine, ctx.render, ctx.reward_fn, ctx.sampling,
+                                                         stages.cfg, index, stage)
+    change, scalars = stages.after_step(metrics.get("pass/strict", 0.0), step, evaluate)
+    metrics |= scalars
+    if change is None:
+        return ctx, None
+    checkpoint.save_adapter(ctx.policy, stages.adapter_dir(run_dir, change.old))
+    optimizer, scheduler = ctx.optimizer, ctx.scheduler
+    if change.reset_optimizer:
+        optimizer, scheduler = build_optimizer(ctx.policy, stages.config.optim, optimizer_horizon(stages.cfg, stages.state))
+    elif stages.config.optim.lr != ctx.cfg.optim.lr:  # carry the moments and the schedule; rescale its base rate
+        scheduler.base_lrs = [stages.config.optim.lr for _ in scheduler.base_lrs]
+    new = replace(ctx, cfg=stages.config, tasks=stages.tasks, optimizer=optimizer, scheduler=scheduler,
+                  reward_fn=custom_reward or default_reward_fn(stages.config))
+    return new, change
 
 
 def _line(step: int, num_steps: int, m: dict[str, float]) -> str:
@@ -142,15 +200,17 @@ def _line(step: int, num_steps: int, m: dict[str, float]) -> str:
 
 def _progress(start: int, total: int, quiet: bool):
     from tqdm import tqdm
-    return tqdm(total=total, initial=start, disable=quiet, desc="grpo", unit="step", dynamic_ncols=True)
+    # disable=None: no bar when stdout is not a terminal (logs keep the one-line-per-step output only)
+    return tqdm(total=total, initial=start, disable=True if quiet else None, desc="grpo", unit="step",
+                dynamic_ncols=True)
 
 
-def _canary(engine, policy, prompt_ids: list[int], tolerance: float) -> dict[str, float]:
-    """Prove the engine samples from the new adapter: its logprobs must match the trainer's."""
+def _canary(engine, policy, prompt_ids: list[int]) -> dict[str, float]:
+    """Prove the engine samples from the adapter just handed to it (rollout.canary); warn if not."""
     from rollout.canary import check_adapter
     t0 = time.perf_counter()
     result = check_adapter(engine, policy, prompt_ids)
-    diff = float(result.get("max_abs_logprob_diff", result.get("max_abs_diff", float("nan"))))
-    if not diff <= tolerance:
-        print(f"warning: canary: engine and trainer logprobs differ by {diff:.3f} (> {tolerance})")
-    return {"canary/max_abs_logprob_diff": diff, "time/canary_s": time.perf_counter() - t0}
+    if not result["canary/delivered"]:
+        print(f"warning: canary: the engine does not sample from the new adapter "
+              f"(engine-vs-trainer {result['canary/policy_diff']:.3f} nats, vs base {result['canary/base_diff']:.3f})")
+    return result | {"time/canary_s": time.perf_counter() - t0}

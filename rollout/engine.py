@@ -31,5 +31,11 @@ class Engine(ABC):
         """Hot-swap the trainer's live PEFT model into the engine (default: save to RAM, then load)."""
         raise NotImplementedError
 
+    def sleep(self) -> None:
+        """Release accelerator memory while the trainer runs (no-op where unsupported)."""
+
+    def wake_up(self) -> None:
+        """Undo `sleep` before the next `generate` (no-op where unsupported)."""
+
     def close(self) -> None:
         """Free the engine's memory. Idempotent."""

@@ -56,12 +56,15 @@ class VLLMEngine(Engine):
         from vllm import LLM
 
         on_gpu = torch.cuda.is_available()
+        self.sleep_mode = enable_sleep_mode and on_gpu
         if on_gpu:
             engine_kwargs.update(gpu_memory_utilization=gpu_memory_utilization,
                                  enable_sleep_mode=enable_sleep_mode)
         else:
-            log.info("CPU vLLM: ignoring GPU-only options gpu_memory_utilization=%s enable_sleep_mode=%s",
-                     gpu_memory_utilization, enable_sleep_mode)
+            # A user who asked for sleep mode on a CPU should see that it is off; otherwise stay quiet.
+            (log.warning if enable_sleep_mode else log.info)(
+                "CPU vLLM: ignoring GPU-only options gpu_memory_utilization=%s enable_sleep_mode=%s",
+                gpu_memory_utilization, enable_sleep_mode)
         if enable_lora:
             engine_kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
         self.fast_lora = False
@@ -126,6 +129,17 @@ class VLLMEngine(Engine):
         if old_dir is not None:
             shutil.rmtree(old_dir, ignore_errors=True)
         self._lora, self._owned_dir = new, (folder if owned else None)
+
+    # ---- GPU memory -------------------------------------------------------------------------
+    def sleep(self) -> None:
+        # Level 1 offloads weights to host RAM and drops the KV cache: the trainer gets the GPU
+        # memory back during the backward pass. The LoRA adapter is re-sent after wake-up anyway.
+        if self.sleep_mode:
+            self.llm.sleep(level=1)
+
+    def wake_up(self) -> None:
+        if self.sleep_mode:
+            self.llm.wake_up()
 
     def registered_adapters(self) -> set[int]:
         return set(self.llm.llm_engine.list_loras()) if self.enable_lora else set()

@@ -21,8 +21,20 @@ def test_shipped_configs_validate_and_round_trip(path):
 def test_the_expected_configs_ship():
     names = {p.name for p in CONFIGS}
     for name in ("qwen.toml", "smollm2-135m-cpu.toml", "smollm2-135m.toml", "smollm2-360m.toml",
-                 "tinyllama-1.1b.toml", "gemma2-2b.toml", "qwen2.5-1.5b-math.toml"):
+                 "tinyllama-1.1b.toml", "gemma2-2b.toml", "qwen2.5-1.5b-math.toml",
+                 # the strategies of docs/strategies.md
+                 "smollm2-135m-cpu-curriculum.toml", "smollm2-135m-cpu-curriculum-gated.toml",
+                 "smollm2-135m-cpu-think.toml", "smollm2-135m-cpu-sft.toml", "smollm2-135m-cpu-sft-grpo.toml"):
         assert name in names, f"configs/{name} should ship"
+
+
+def test_strategy_configs_switch_what_they_say():
+    gated = load_config(ROOT / "configs" / "smollm2-135m-cpu-curriculum-gated.toml")
+    assert gated.curriculum.advance == "gated" and len(gated.curriculum.stages) == 3
+    think = load_config(ROOT / "configs" / "smollm2-135m-cpu-think.toml")
+    assert think.reward.thinking and think.rollout.think_prefill
+    assert load_config(ROOT / "configs" / "smollm2-135m-cpu-sft.toml").run.mode == "sft"
+    assert load_config(ROOT / "configs" / "smollm2-135m-cpu-sft-grpo.toml").model.init_adapter
 
 
 def _error(data, overrides=()):
@@ -50,6 +62,12 @@ def test_impossible_combinations():
     assert "data.tier_mix" in _error({"data": {"kind": "math", "tier_mix": {"simple": 1.0}}})
     assert "model.load_in_4bit" in _error({"model": {"load_in_4bit": True, "dtype": "float32"}})
     assert "reward.weights" in _error({"reward": {"weights": {"bogus": 1.0}}})
+    assert "rollout.think_prefill" in _error({"rollout": {"think_prefill": True}})
+    stages = {"stages": [{"name": "a", "tier_mix": {"simple": 1.0}, "max_steps": 3}]}
+    assert "data.tier_mix" in _error({"curriculum": stages, "data": {"tier_mix": {"simple": 1.0}}})
+    assert "curriculum" in _error({"curriculum": stages, "run": {"mode": "sft"}})
+    assert _error({"curriculum": {"stages": [{"name": "a", "tier_mix": {"easy": 1.0}, "max_steps": 3}]}}
+                  ).startswith("configs/x.toml: curriculum.stages.0: tier_mix:")
 
 
 def test_overrides_are_typed_and_checked():

@@ -93,7 +93,7 @@ PER_TOKEN = torch.tensor([[1.0, 2, 3, 99], [4, 99, 99, 99], [99, 99, 99, 99]])
 @pytest.mark.parametrize("fn, expected", [
     (seq_mean_weights, (2 + 4) / 2),       # mean per sequence, then over the 2 non-empty sequences
     (token_mean_weights, 10 / 4),          # all 4 real tokens
-    (constant_weights, 10 / (2 * 4)),      # num non-empty seqs * max_tokens (4)
+    (constant_weights, 10 / (3 * 4)),      # all 3 sequences * max_tokens (4), whatever the mask
 ])
 def test_aggregations_hand_values_and_masking(fn, expected):
     w = fn(MASK, 4)

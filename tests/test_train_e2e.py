@@ -68,26 +68,24 @@ def brace_reward(texts: list[str], tasks: list[Task], truncated: np.ndarray) -> 
 TASKS = [Task(id=f"braces/{i}", kind="json", prompt=f"Emit {{}} ({i})") for i in range(8)]
 
 
-def tiny_config(model_dir: Path, run_dir: Path, **grpo):
+def tiny_config(model_dir: Path, run_dir: Path, engine: str = "vllm", num_steps: int = 20, save_every: int = 5):
     from grpo.config import config_from_dict
     return config_from_dict({
-        "run": {"name": run_dir.name, "out_dir": str(run_dir.parent), "num_steps": 30, "save_every": 5,
-                "sample_every": 10, "seed": 0},
+        "run": {"name": run_dir.name, "out_dir": str(run_dir.parent), "num_steps": num_steps,
+                "save_every": save_every, "sample_every": 10, "seed": 0},
         "model": {"path": str(model_dir), "dtype": "bfloat16"},
         "lora": {"r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]},
-        "rollout": {"engine": "vllm", "prompts_per_step": 4, "group_size": 8, "temperature": 1.0,
+        "rollout": {"engine": engine, "prompts_per_step": 4, "group_size": 8, "temperature": 1.0,
                     "max_new_tokens": 16, "max_model_len": 512},
-        "grpo": {"beta": 0.0, "micro_batch_size": 16, **grpo},
+        "grpo": {"beta": 0.0, "micro_batch_size": 16},
         "optim": {"lr": 3e-3, "weight_decay": 0.0, "schedule": "constant", "warmup_ratio": 0.0, "max_grad_norm": 1.0},
     })
 
 
-def run(model_dir: Path, run_dir: Path, resume: bool = False, **overrides):
+def run(model_dir: Path, run_dir: Path, resume: bool = False, **kwargs):
     from grpo.tasks import TaskSource
     from grpo.train import train
-    cfg = tiny_config(model_dir, run_dir)
-    if overrides:
-        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update=overrides)})
+    cfg = tiny_config(model_dir, run_dir, **kwargs)
     return train(cfg, resume=resume, reward_fn=brace_reward, tasks=TaskSource(TASKS, seed=0), quiet=True)
 
 
@@ -100,22 +98,26 @@ def char_model(tmp_path_factory):
 def test_mean_reward_rises_through_vllm_with_hot_swaps(char_model, tmp_path):
     summary = run(char_model, tmp_path / "e2e")
     rewards = [h["reward"] for h in summary["history"]]
-    assert summary["step"] == 30 and len(rewards) == 30
+    assert summary["step"] == 20 and len(rewards) == 20
     first, last = np.mean(rewards[:5]), np.mean(rewards[-5:])
     print(f"mean reward, first 5 steps {first:.3f} -> last 5 steps {last:.3f}")
     assert last > first + 0.15, f"the brace reward should rise clearly: {first:.3f} -> {last:.3f} ({rewards})"
+    canary = [h["canary/delivered"] for h in summary["history"] if "canary/delivered" in h]
+    assert canary == [1.0, 1.0], "the canary (steps 10 and 20) must find the engine on the new adapter"
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_finishes_with_the_same_step_count(char_model, tmp_path):
+    # The transformers engine keeps this test short (no vLLM start-up, twice); resume code is engine-agnostic
+    # except for the adapter push at start-up, which the vLLM e2e test above exercises.
     from grpo import checkpoint
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, __file__, str(char_model), str(run_dir)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
+    deadline = time.time() + 480  # generous: CI machines are shared
     while time.time() < deadline and proc.poll() is None:  # kill once the second checkpoint is written
-        if [p.name for p in checkpoint.list_checkpoints(run_dir)][-1:] >= ["step_000010"]:
+        if [p.name for p in checkpoint.list_checkpoints(run_dir)][-1:] >= ["step_000006"]:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run should still be going when we kill it"
@@ -123,18 +125,19 @@ def test_sigkill_then_resume_finishes_with_the_same_step_count(char_model, tmp_p
     proc.wait()
     killed_at = checkpoint.list_checkpoints(run_dir)[-1]
 
-    out = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["step"] == 30 and summary["resumed_from"] >= int(killed_at.name.removeprefix("step_"))
+    assert summary["step"] == 12 and summary["resumed_from"] >= int(killed_at.name.removeprefix("step_"))
     final = checkpoint.list_checkpoints(run_dir)
-    assert final[-1].name == "step_000030" and not list((run_dir / "checkpoints").glob(".tmp-*"))
+    assert final[-1].name == "step_000012" and not list((run_dir / "checkpoints").glob(".tmp-*"))
     for folder in final:  # every checkpoint left is complete and loads
         state = json.loads((folder / "state.json").read_text())
         assert state["step"] == int(folder.name.removeprefix("step_"))
         assert (folder / "adapter" / "adapter_model.safetensors").stat().st_size > 0
 
 
-if __name__ == "__main__":  # python tests/test_train_e2e.py MODEL_DIR RUN_DIR [--resume]
-    summary = run(Path(sys.argv[1]), Path(sys.argv[2]), resume="--resume" in sys.argv)
+if __name__ == "__main__":  # python tests/test_train_e2e.py MODEL_DIR RUN_DIR [--resume]: 12 steps, HF engine
+    summary = run(Path(sys.argv[1]), Path(sys.argv[2]), resume="--resume" in sys.argv, engine="hf",
+                  num_steps=12, save_every=3)
     print(json.dumps({"step": summary["step"], "resumed_from": summary["resumed_from"]}))
