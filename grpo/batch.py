@@ -54,17 +54,25 @@ def completion_mask(episodes: list[Episode], mask_truncated: bool) -> torch.Tens
 
 
 def make_micro_batches(episodes: list[Episode], token_weights: torch.Tensor, micro_batch_size: int,
-                       pad_id: int) -> list[MicroBatch]:
+                       pad_id: int, by_prompt: bool = False) -> list[MicroBatch]:
     """Sort by total length, cut into micro-batches of `micro_batch_size`, pad each to its own max.
 
+    `by_prompt`: a micro-batch only holds completions of one prompt (a group, cut into chunks of
+    `micro_batch_size`), so the trainer can forward the shared prompt once (grpo.logprobs).
     `token_weights` [N, T_max] rows follow `episodes`. Episodes whose weights are all zero are dropped:
     their loss is identically zero (callers zero the weights of what must not be trained on).
     """
     active = [i for i in range(len(episodes)) if token_weights[i].sum() > 0]
     order = sorted(active, key=lambda i: len(episodes[i].prompt_ids) + len(episodes[i].completion_ids))
+    chunks = [order[start:start + micro_batch_size] for start in range(0, len(order), micro_batch_size)]
+    if by_prompt:
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i in order:
+            groups.setdefault(tuple(episodes[i].prompt_ids), []).append(i)
+        chunks = [g[start:start + micro_batch_size] for g in groups.values()
+                  for start in range(0, len(g), micro_batch_size)]
     batches = []
-    for start in range(0, len(order), micro_batch_size):
-        rows = order[start:start + micro_batch_size]
+    for rows in chunks:
         eps = [episodes[i] for i in rows]
         L = max(len(e.prompt_ids) + len(e.completion_ids) for e in eps)
         T = max(max(len(e.completion_ids) for e in eps), 1)

@@ -16,6 +16,7 @@ grpo/advantages.py):
 - `grpo.is_correction`   truncated importance sampling between the engine's sampling logprobs and the
                          trainer's (Yao et al. 2025); the mismatch is logged either way
 - `grpo.beta = 0`        no KL term and no reference forward (DAPO, Dr. GRPO)
+- `grpo.share_prompt`    micro-batches hold one group each and its prompt is forwarded once (exact)
 
 Old logprobs: on the first of the mu passes the parameters have not moved yet, so pi_old is the
 current forward pass, detached: no separate "old policy" forward (with mu = 1 the ratio is exactly 1).
@@ -111,7 +112,7 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
         weights = ctx.weight_fn(completion_mask(episodes, g.mask_truncated), cfg.rollout.max_new_tokens)  # [N, T]
         if g.beta == 0:  # advantage 0 and no KL: the loss of these rows is identically 0, skip their forward
             weights[torch.tensor([e.advantage == 0 for e in episodes])] = 0
-        micro = make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id)
+        micro = make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id, by_prompt=g.share_prompt)
 
     # 6. mu passes of clipped updates; pass 0 records old logprobs, reference logprobs and IS weights.
     skipped_nonfinite, loss_sum = 0, 0.0
@@ -188,4 +189,5 @@ def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: 
 def forward_logprobs(ctx: StepContext, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Policy (or, under disable_adapter, reference) logprobs of mb's completion tokens. [B, T] each."""
     return completion_logprobs(ctx.policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
-                               temperature=ctx.cfg.rollout.temperature, chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens)
+                               temperature=ctx.cfg.rollout.temperature, chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens,
+                               share_prompt=ctx.cfg.grpo.share_prompt)

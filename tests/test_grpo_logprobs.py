@@ -2,6 +2,7 @@
 finite-difference gradient check of the whole GRPO loss through a tiny LoRA model (float64)."""
 import types
 
+import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -147,3 +148,44 @@ def test_reference_pass_disables_the_adapter():
     assert not torch.allclose(with_adapter, ref), "the adapter must change the logprobs"
     assert torch.allclose(with_adapter, base), "get_base_model() still runs the injected LoRA layers"
     assert (k3_kl(with_adapter, ref) >= 0).all()
+
+
+def group_episodes(seed=0, G=4, prompt_len=6, completion_lens=(5, 1, 7, 3)):
+    """One GRPO group: G completions (ragged, one of a single token) of the same prompt."""
+    g = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(1, V, (prompt_len,), generator=g).tolist()
+    return [Episode(prompt, torch.randint(1, V, (n,), generator=g).tolist(), [], 0.0, float(i) - 1.5, False)
+            for i, n in zip(range(G), completion_lens)]
+
+
+def test_shared_prompt_forward_equals_per_row_forward_in_values_and_gradients():
+    policy = tiny_policy(torch.float64)
+    eps = group_episodes()
+    weights = token_mean_weights(completion_mask(eps, False), 8)
+    (mb,) = make_micro_batches(eps, weights, 8, pad_id=0)
+    results = []
+    for share in (False, True):
+        policy.zero_grad()
+        logp, entropy = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                            temperature=0.7, share_prompt=share)
+        (logp * mb.adv[:, None] * mb.token_weights).sum().backward()
+        grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
+        results.append((logp.detach(), entropy, grads))
+    (lp0, ent0, g0), (lp1, ent1, g1) = results
+    assert torch.allclose(lp0, lp1, atol=1e-10) and torch.allclose(ent0, ent1, atol=1e-10)
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-10), f"gradient of {name} differs"
+    # and both equal the naive per-episode log-softmax
+    for b, ep in enumerate(sorted(eps, key=lambda e: len(e.completion_ids))):
+        n = len(ep.completion_ids)
+        assert torch.allclose(lp1[b, :n], naive_logprobs(policy, ep, 0.7).double(), atol=1e-6)
+
+
+def test_group_batches_never_mix_prompts():
+    eps = group_episodes(seed=1) + group_episodes(seed=2, completion_lens=(2, 9, 4, 4))
+    weights = token_mean_weights(completion_mask(eps, False), 9)
+    batches = make_micro_batches(eps, weights, 3, pad_id=0, by_prompt=True)
+    assert sum(mb.input_ids.shape[0] for mb in batches) == 8 and len(batches) == 4, "2 groups of 4, chunks of 3"
+    from grpo.logprobs import shares_prompt
+    assert all(shares_prompt(mb.input_ids, mb.prompt_lens) for mb in batches)
+    assert sum(float(mb.token_weights.sum()) for mb in batches) == pytest.approx(float(weights.sum()))
