@@ -28,7 +28,6 @@ What this module does not do: generate, score or evaluate (grpo-eval does that o
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -141,25 +140,15 @@ def sft_loss_sum(model, batch: Batch, chunk_tokens: int = 512) -> tuple[torch.Te
 def run_sft(cfg, *, resume: bool = False, tasks: list[Task] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train the LoRA for cfg.run.num_steps optimizer steps on gold replies; save checkpoints and the adapter."""
     from grpo import checkpoint
-    from grpo.config import ConfigError, dump_toml
     from grpo.model import count_parameters, load_policy
     from grpo.monitor import Monitor, NullMonitor
     from grpo.optim import build_optimizer
-    from grpo.train import seed_everything
+    from grpo.train import start_run
     from rollout.models import resolve_model
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     say = (lambda *a: None) if quiet else print
-    if cfg.run.num_threads:
-        torch.set_num_threads(cfg.run.num_threads)
-    seed_everything(cfg.run.seed)
     sft, think_prefill = cfg.sft, cfg.rollout.think_prefill
-    run_dir = cfg.run_dir
-    if checkpoint.list_checkpoints(run_dir) and not resume:
-        raise ConfigError(f"run.name: {run_dir} already holds checkpoints; pass --resume or pick another run.name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_toml = dump_toml(cfg)
-    (run_dir / "config.toml").write_text(config_toml)
+    run_dir, config_toml = start_run(cfg, resume)
 
     # Model, data, optimizer.
     policy, tokenizer = load_policy(resolve_model(cfg.model.path), cfg.model, cfg.lora)

@@ -81,7 +81,7 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
     """Run one step; return (flat metrics, a few sample completions as text)."""
     cfg, g = ctx.cfg, ctx.cfg.grpo
     timer, stats, reward_stats = PhaseTimer(), MeanAccumulator(), MeanAccumulator()
-    P, G = cfg.rollout.prompts_per_step, cfg.rollout.group_size
+    P = cfg.rollout.prompts_per_step
     t_start = time.perf_counter()
 
     # 1-3. Prompts -> G completions each -> rewards. "filter" drops all-tie groups and refills.

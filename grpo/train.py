@@ -18,6 +18,7 @@ import os
 import random
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,11 +57,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn | None = None,
-          tasks=None, quiet: bool = False) -> dict[str, Any]:
-    """Train for cfg.run.num_steps GRPO steps (continuing the newest checkpoint if `resume`)."""
+def start_run(cfg: Config, resume: bool) -> tuple[Path, str]:
+    """Common start of a GRPO or SFT run: offline hub, threads, seeds, the run folder with its
+    resolved config.toml. Refuses to overwrite a run that has checkpoints unless resuming."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    say = (lambda *a: None) if quiet else print
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     seed_everything(cfg.run.seed)
@@ -70,6 +70,14 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
     run_dir.mkdir(parents=True, exist_ok=True)
     config_toml = dump_toml(cfg)
     (run_dir / "config.toml").write_text(config_toml)
+    return run_dir, config_toml
+
+
+def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn | None = None,
+          tasks=None, quiet: bool = False) -> dict[str, Any]:
+    """Train for cfg.run.num_steps GRPO steps (continuing the newest checkpoint if `resume`)."""
+    say = (lambda *a: None) if quiet else print
+    run_dir, config_toml = start_run(cfg, resume)
     latest = checkpoint.list_checkpoints(run_dir)[-1:] if resume else []
     checkpoint.remove_partial(run_dir)
     saved = checkpoint.read_state(latest[0]) if latest else {}

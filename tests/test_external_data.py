@@ -1,6 +1,5 @@
 """External benchmarks: loaders return well-formed evaluation tasks, and never reach training."""
 import ast
-import random
 from pathlib import Path
 from types import SimpleNamespace
 

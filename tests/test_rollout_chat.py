@@ -1,5 +1,4 @@
 """Prompt rendering: system role fallback for templates without one, and the think prefill."""
-from types import SimpleNamespace
 
 from rollout.chat import THINK_PREFILL, full_completion, render_text
 

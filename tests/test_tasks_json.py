@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from curriculum.json_tasks import TIERS, generate_json_tasks, tier_counts
-from curriculum.mutations import KEYWORD, mutate, mutation_sites
+from curriculum.mutations import mutate, mutation_sites
 from curriculum.prompts import SYSTEM_PROMPT_THINK, format_gold, system_prompt
 from curriculum.templates import TEMPLATES
 from rewards import RewardConfig, score, validate
