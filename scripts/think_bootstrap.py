@@ -17,11 +17,18 @@ and, per condition, over `full_completion(text)` (what the model "said", prefill
 
 Usage: python scripts/think_bootstrap.py [--prompts 16] [--n 4] [--max-tokens 384]
          [--adapter NAME=DIR ...] [--out benchmarks/think_bootstrap.json]
-The recorded run (benchmarks/think_bootstrap.json) measures the think bootstrap of docs/strategies.md,
-a short SFT on think-formatted golds with the prefill in the prompt:
-  grpo-train configs/smollm2-135m-cpu-think-sft.toml
-  python scripts/think_bootstrap.py --adapter think-sft=runs/smollm2-135m-cpu-think-sft/adapter \
-    --prompts 16 --n 2 --max-tokens 320
+The recorded run (benchmarks/think_bootstrap.json) measured a 16-step SFT on think-formatted golds
+(without the prefill in the SFT prompts):
+  grpo-train configs/smollm2-135m-cpu.toml --set run.mode=sft --set sft.micro_batch_size=4 \
+    --set sft.grad_accum=2 --set run.name=think-sft --set run.out_dir=/tmp/sftrun --set run.num_steps=16 \
+    --set run.save_every=8 --set run.num_threads=1 --set reward.thinking=true --set optim.lr=4e-4 \
+    --set data.num_tasks=200
+  VLLM_CPU_OMP_THREADS_BIND=nobind OMP_NUM_THREADS=1 python scripts/think_bootstrap.py \
+    --adapter sft16=/tmp/sftrun/think-sft/adapter --prompts 16 --n 2 --max-tokens 320
+(On a shared, oversubscribed 2-core machine one unbound OpenMP thread generated ~3x more tokens/s than
+vLLM's default binding of both cores.) The bootstrap of docs/strategies.md (configs/
+smollm2-135m-cpu-think-sft.toml, prefill in the SFT prompts too) is measured there by grpo-eval's
+`think` rate.
 The last line printed is one JSON document with the settings, versions and every number.
 """
 from __future__ import annotations
