@@ -5,6 +5,8 @@ The reference model of the KL term is this same model with the adapter disabled
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -32,6 +34,10 @@ def load_policy(model_path: str, model_cfg, lora_cfg):
     base.config.use_cache = False
 
     if model_cfg.init_adapter:
+        if not (Path(model_cfg.init_adapter) / "adapter_config.json").is_file():
+            from grpo.config import ConfigError
+            raise ConfigError(f"model.init_adapter: no PEFT adapter (adapter_config.json) in {model_cfg.init_adapter}; "
+                              "train it first (e.g. the SFT config that writes it)")
         policy = PeftModel.from_pretrained(base, model_cfg.init_adapter, is_trainable=True)
     else:
         policy = get_peft_model(base, LoraConfig(

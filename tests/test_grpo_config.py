@@ -94,3 +94,12 @@ def test_cli_bad_config_prints_one_line_without_traceback(tmp_path):
     assert lines == [f"grpo-train: config error: {bad}: grpo.beta: Input should be a valid number, "
                      "unable to parse string as a number (got 'x')"], out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_missing_init_adapter_is_a_one_line_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[model]\npath = "embedded:smollm2-135m"\ninit_adapter = "{tmp_path}/nowhere"\n'
+                   f'[run]\nout_dir = "{tmp_path}/runs"\n[rollout]\nengine = "hf"\n')
+    out = subprocess.run([sys.executable, "-m", "grpo", str(cfg)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert f"model.init_adapter: no PEFT adapter (adapter_config.json) in {tmp_path}/nowhere" in out.stderr
