@@ -21,7 +21,8 @@ differ per step, so seconds per 1k generated tokens are reported too, and their 
 
 Writes benchmarks/step_vs_trl.json: per side the step times, generated tokens, peak RSS (GB); our
 time breakdown (generate / score / train / sync); and "ratios": {"trl_over_ours": median TRL step /
-median ours, "trl_over_ours_per_token": the same per generated token}.
+median ours, "trl_over_ours_per_token": the same per generated token, "share_prompt_train_speedup":
+our train phase without / with the shared-prompt forward (an ablation run, `ours_no_share`)}.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def workload_tasks(num_steps: int):
     return generate_json_tasks(P * num_steps, 42, "train", None)
 
 
-def bench_ours(model_path: str, tasks, num_steps: int) -> dict:
+def bench_ours(model_path: str, tasks, num_steps: int, share_prompt: bool = True) -> dict:
     from grpo.config import config_from_dict
     from grpo.tasks import TaskSource
     from grpo.train import train
@@ -64,7 +65,7 @@ def bench_ours(model_path: str, tasks, num_steps: int) -> dict:
             "rollout": {"engine": "vllm", "prompts_per_step": P, "group_size": G, "temperature": TEMPERATURE,
                         "max_new_tokens": MAX_NEW, "max_model_len": 1024},
             "grpo": {"beta": BETA, "loss_agg": "token_mean", "adv_scale": "group", "zero_variance": "keep",
-                     "micro_batch_size": MICRO},
+                     "micro_batch_size": MICRO, "share_prompt": share_prompt},
             "optim": {"lr": LR, "max_grad_norm": 0.1},
         })
         summary = train(cfg, tasks=TaskSource(tasks, seed=0), quiet=True)
@@ -133,7 +134,10 @@ def run_side(side: str, num_steps: int) -> dict:
     from rollout.models import resolve_model
     model_path = resolve_model("embedded:smollm2-135m")
     tasks = workload_tasks(num_steps)
-    result = (bench_ours if side == "ours" else bench_trl)(model_path, tasks, num_steps)
+    if side == "trl":
+        result = bench_trl(model_path, tasks, num_steps)
+    else:  # ours, or the ablation without the shared-prompt forward (grpo.share_prompt = false)
+        result = bench_ours(model_path, tasks, num_steps, share_prompt=side == "ours")
     return result | {"peak_rss_gb": round(peak_rss_gb(), 2)}
 
 
@@ -161,7 +165,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per trainer")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--skip-trl", action="store_true", help="only our trainer (no ratio)")
-    parser.add_argument("--side", choices=("ours", "trl"), help=argparse.SUPPRESS)  # subprocess entry
+    parser.add_argument("--skip-ablation", action="store_true", help="no second run of ours with share_prompt off")
+    parser.add_argument("--side", choices=("ours", "ours_no_share", "trl"), help=argparse.SUPPRESS)  # subprocess entry
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "step_vs_trl.json"))
     args = parser.parse_args()
     num_steps = args.warmup + args.steps
@@ -170,7 +175,8 @@ def main() -> None:
         return
 
     results = {}
-    for side in ("ours",) if args.skip_trl else ("ours", "trl"):
+    sides = ["ours"] + ([] if args.skip_ablation else ["ours_no_share"]) + ([] if args.skip_trl else ["trl"])
+    for side in sides:
         print(f"running {side} ({num_steps} steps) ...", flush=True)
         proc = subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(args.steps),
                                "--warmup", str(args.warmup)], capture_output=True, text=True,
@@ -185,6 +191,10 @@ def main() -> None:
                   "trl_over_ours_per_token": round(trl["s_per_1k_gen_tokens"] / ours["s_per_1k_gen_tokens"], 2)}
         print(f"speed-up, TRL median step / ours: {ratios['trl_over_ours']}x "
               f"(per generated token: {ratios['trl_over_ours_per_token']}x)")
+    if "ours_no_share" in results:
+        ratios["share_prompt_train_speedup"] = round(results["ours_no_share"]["median_breakdown_s"]["train"]
+                                                     / results["ours"]["median_breakdown_s"]["train"], 2)
+        print(f"train phase, share_prompt off / on: {ratios['share_prompt_train_speedup']}x")
 
     import peft
     import torch
