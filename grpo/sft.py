@@ -140,7 +140,7 @@ def sft_loss_sum(model, batch: Batch, chunk_tokens: int = 512) -> tuple[torch.Te
 def run_sft(cfg, *, resume: bool = False, tasks: list[Task] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train the LoRA for cfg.run.num_steps optimizer steps on gold replies; save checkpoints and the adapter."""
     from grpo import checkpoint
-    from grpo.model import count_parameters, load_policy
+    from grpo.model import count_parameters, load_policy, lora_in_base_dtype
     from grpo.monitor import Monitor, NullMonitor
     from grpo.optim import build_optimizer
     from grpo.train import start_run
@@ -191,7 +191,8 @@ def run_sft(cfg, *, resume: bool = False, tasks: list[Task] | None = None, quiet
             n_tok = sum(int((b.labels[:, 1:] != IGNORE).sum()) for b in batches)  # the step's token-mean divisor
             loss_sum = 0.0
             for b in batches:
-                nll, _ = sft_loss_sum(policy, b, cfg.grpo.logprob_chunk_tokens)
+                with lora_in_base_dtype(policy):
+                    nll, _ = sft_loss_sum(policy, b, cfg.grpo.logprob_chunk_tokens)
                 (nll / n_tok).backward()
                 loss_sum += nll.item()  # sync point, once per micro-batch
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm))

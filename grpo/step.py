@@ -39,6 +39,7 @@ from grpo.advantages import ADVANTAGE_SCALES, zero_variance_groups
 from grpo.batch import Episode, MicroBatch, completion_mask, make_micro_batches
 from grpo.config import Config
 from grpo.logprobs import completion_logprobs
+from grpo.model import lora_in_base_dtype
 from grpo.loss import IS_CORRECTIONS, LOSS_AGGREGATIONS, policy_loss
 from grpo.monitor import MeanAccumulator, PhaseTimer
 from rollout.types import Rollout, Sampling
@@ -188,6 +189,7 @@ def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: 
 
 def forward_logprobs(ctx: StepContext, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Policy (or, under disable_adapter, reference) logprobs of mb's completion tokens. [B, T] each."""
-    return completion_logprobs(ctx.policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
-                               temperature=ctx.cfg.rollout.temperature, chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens,
-                               share_prompt=ctx.cfg.grpo.share_prompt)
+    with lora_in_base_dtype(ctx.policy):
+        return completion_logprobs(ctx.policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                   temperature=ctx.cfg.rollout.temperature,
+                                   chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens, share_prompt=ctx.cfg.grpo.share_prompt)

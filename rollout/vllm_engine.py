@@ -41,9 +41,11 @@ def _configure_env() -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # CPU KV cache in GiB. vLLM's default (all free memory / a large share) is wasteful beside a
-    # trainer in the same process; 2 GiB holds ~90k tokens of SmolLM2-135M's cache.
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    # CPU KV cache in GiB, allocated (and resident) up front. vLLM's default (a large share of free
+    # memory) is wasteful beside a trainer in the same process. 1 GiB holds ~45k tokens of
+    # SmolLM2-135M's cache (23 KiB per token), 3x one GRPO step of 32 x (170 + 256) tokens; longer
+    # batches (eval) queue instead of failing. Larger models on CPU: set the variable yourself.
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 def ram_dir() -> Path:

@@ -189,3 +189,47 @@ def test_group_batches_never_mix_prompts():
     from grpo.logprobs import shares_prompt
     assert all(shares_prompt(mb.input_ids, mb.prompt_lens) for mb in batches)
     assert sum(float(mb.token_weights.sum()) for mb in batches) == pytest.approx(float(weights.sum()))
+
+
+def test_lora_in_base_dtype_drops_the_float32_input_copies_and_keeps_float32_gradients():
+    from contextlib import nullcontext
+
+    from grpo.model import lora_in_base_dtype
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True,
+                      pad_token_id=0, attn_implementation="sdpa")
+    policy = get_peft_model(LlamaForCausalLM(cfg).to(torch.bfloat16),
+                            LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "down_proj"]))
+    lora = {n: p for n, p in policy.named_parameters() if p.requires_grad}
+    assert {p.dtype for p in lora.values()} == {torch.float32}, "peft keeps fp32 adapter weights on a bf16 base"
+    with torch.no_grad():
+        for name, p in lora.items():
+            if "lora_B" in name:
+                p.normal_(0, 0.3)
+    ids = torch.randint(1, V, (3, 20))
+
+    def run(context):
+        saved = {}
+
+        def pack(t):
+            saved.setdefault(t.untyped_storage().data_ptr(), (t.untyped_storage().nbytes(), t.dtype))
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), context:
+            logp, _ = completion_logprobs(policy, ids, torch.ones_like(ids), torch.full((3,), 8), torch.ones(3, 12))
+        logp.sum().backward()
+        grads = {n: p.grad.clone() for n, p in lora.items()}
+        policy.zero_grad(set_to_none=True)
+        fp32_bytes = sum(n for n, dtype in saved.values() if dtype == torch.float32)
+        return logp.detach(), grads, fp32_bytes
+
+    logp_plain, grads_plain, fp32_plain = run(nullcontext())
+    logp_mixed, grads_mixed, fp32_mixed = run(lora_in_base_dtype(policy))
+    assert fp32_mixed < fp32_plain / 2, (fp32_mixed, fp32_plain)
+    assert all(g.dtype == torch.float32 and g.abs().sum() > 0 for g in grads_mixed.values())
+    assert (logp_mixed - logp_plain).abs().max() < 0.1          # both run a bf16 base: bf16-level agreement
+    for name in lora:
+        cos = torch.nn.functional.cosine_similarity(grads_mixed[name].flatten(), grads_plain[name].flatten(), dim=0)
+        assert cos > 0.98, f"{name}: {cos}"
+    assert all(getattr(m, "cast_input_dtype_enabled", True) for m in policy.modules()), "peft's cast is back on"
+    assert not torch.is_autocast_enabled("cpu")
