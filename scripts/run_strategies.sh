@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The short strategy runs of docs/strategies.md, then their evaluation against one cached baseline.
-#   bash scripts/run_strategies.sh            (~40 min on 2 CPU cores; each step resumes if re-run)
+#   bash scripts/run_strategies.sh            (~50 min on 2 CPU cores; each step resumes if re-run)
 # The no-think standard run is the 10-step checkpoint of the training run of docs/training-run.md
 # (grpo-train configs/smollm2-135m-cpu.toml --set run.num_steps=30 --set run.name=smollm2-135m-cpu-30
 #  --set run.save_every=5 --set run.keep_last=10), so every GRPO strategy here has 10 steps: short runs

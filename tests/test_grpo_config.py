@@ -21,7 +21,7 @@ def test_shipped_configs_validate_and_round_trip(path):
 def test_the_expected_configs_ship():
     names = {p.name for p in CONFIGS}
     for name in ("qwen.toml", "smollm2-135m-cpu.toml", "smollm2-135m.toml", "smollm2-360m.toml",
-                 "tinyllama-1.1b.toml", "gemma2-2b.toml", "qwen2.5-1.5b-math.toml",
+                 "tinyllama-1.1b.toml", "gemma2-2b.toml", "qwen2.5-1.5b-math.toml", "qwen-curriculum.toml",
                  # the strategies of docs/strategies.md
                  "smollm2-135m-cpu-curriculum.toml", "smollm2-135m-cpu-curriculum-gated.toml",
                  "smollm2-135m-cpu-think.toml", "smollm2-135m-cpu-sft.toml", "smollm2-135m-cpu-sft-grpo.toml"):
@@ -35,6 +35,13 @@ def test_strategy_configs_switch_what_they_say():
     assert think.reward.thinking and think.rollout.think_prefill
     assert load_config(ROOT / "configs" / "smollm2-135m-cpu-sft.toml").run.mode == "sft"
     assert load_config(ROOT / "configs" / "smollm2-135m-cpu-sft-grpo.toml").model.init_adapter
+
+
+def test_the_seed_curriculum_ships_as_a_config():
+    from curriculum.schedule import SEED_SCHEDULE
+    cfg = load_config(ROOT / "configs" / "qwen-curriculum.toml")
+    assert cfg.curriculum == SEED_SCHEDULE, "configs/qwen-curriculum.toml is the seed's 800/800/900 schedule"
+    assert cfg.run.num_steps == sum(s.max_steps for s in SEED_SCHEDULE.stages) == 2500
 
 
 def _error(data, overrides=()):
