@@ -131,7 +131,7 @@ def sft_loss_sum(model, batch: Batch, chunk_tokens: int = 512) -> tuple[torch.Te
     h = hidden[:, :-1][keep]                                        # [N, H]
     softcap = getattr(base.config, "final_logit_softcapping", None)
     logp, _ = selective_logprobs(h, base.get_output_embeddings().weight, targets[keep],
-                                 softcap=softcap, chunk_tokens=chunk_tokens)  # [N]
+                                 softcap=softcap, chunk_tokens=chunk_tokens, with_entropy=False)  # [N]
     return -logp.sum(), int(keep.sum())
 
 

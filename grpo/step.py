@@ -39,8 +39,8 @@ from grpo.advantages import ADVANTAGE_SCALES, zero_variance_groups
 from grpo.batch import Episode, MicroBatch, completion_mask, make_micro_batches
 from grpo.config import Config
 from grpo.logprobs import completion_logprobs
-from grpo.model import lora_in_base_dtype
 from grpo.loss import IS_CORRECTIONS, LOSS_AGGREGATIONS, policy_loss
+from grpo.model import lora_in_base_dtype
 from grpo.monitor import MeanAccumulator, PhaseTimer
 from rollout.types import Rollout, Sampling
 
@@ -122,7 +122,7 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
             for mb in micro:
                 if it == 0 and g.beta > 0:
                     with torch.no_grad(), ctx.policy.disable_adapter():
-                        mb.ref_logp, _ = forward_logprobs(ctx, mb)                   # [B, T]
+                        mb.ref_logp, _ = forward_logprobs(ctx, mb, with_entropy=False)  # [B, T]
                 logp, entropy = forward_logprobs(ctx, mb)                            # [B, T]
                 if it == 0:
                     mb.old_logp = logp.detach()
@@ -187,9 +187,9 @@ def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: 
     return [Group(t, rollouts[i * G:(i + 1) * G], total[i * G:(i + 1) * G]) for i, t in enumerate(tasks)]
 
 
-def forward_logprobs(ctx: StepContext, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Policy (or, under disable_adapter, reference) logprobs of mb's completion tokens. [B, T] each."""
+def forward_logprobs(ctx: StepContext, mb: MicroBatch, with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Policy (or, under disable_adapter, reference) logprobs and entropy of mb's completion tokens. [B, T] each."""
     with lora_in_base_dtype(ctx.policy):
         return completion_logprobs(ctx.policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
-                                   temperature=ctx.cfg.rollout.temperature,
-                                   chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens, share_prompt=ctx.cfg.grpo.share_prompt)
+                                   temperature=ctx.cfg.rollout.temperature, chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens,
+                                   share_prompt=ctx.cfg.grpo.share_prompt, with_entropy=with_entropy)
