@@ -71,7 +71,7 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
         temperature, softcap, chunk_tokens = ctx.args
         dtype = logz.dtype
         grad_h = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_w = torch.zeros(weight.shape, dtype=dtype) if ctx.needs_input_grad[1] else None
+        grad_w = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if ctx.needs_input_grad[1] else None
         for start in range(0, hidden.shape[0], chunk_tokens):
             rows = slice(start, start + chunk_tokens)
             h, g = hidden[rows], grad_logp[rows, None].to(dtype)  # [n, H], [n, 1]

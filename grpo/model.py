@@ -19,10 +19,7 @@ def load_policy(model_path: str, model_cfg, lora_cfg):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = DTYPES[model_cfg.dtype]
-    attn = model_cfg.attn_implementation
-    if attn == "auto":
-        attn = "sdpa" if torch.cuda.is_available() else "eager"
-    kwargs = {"dtype": dtype, "attn_implementation": attn}
+    kwargs = {"dtype": dtype, "attn_implementation": model_cfg.attn_implementation}
     if model_cfg.load_in_4bit:
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
