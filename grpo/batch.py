@@ -9,7 +9,7 @@ Knows nothing of models, engines or rewards.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -41,6 +41,11 @@ class MicroBatch:
     @property
     def num_tokens(self) -> int:
         return int(self.attention_mask.sum())
+
+    def to(self, device) -> MicroBatch:
+        """The same micro-batch with every tensor on `device` (the trainer's)."""
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
 def completion_mask(episodes: list[Episode], mask_truncated: bool) -> torch.Tensor:

@@ -18,14 +18,20 @@ def load_policy(model_path: str, model_cfg, lora_cfg):
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = DTYPES[model_cfg.dtype]
-    kwargs = {"dtype": dtype, "attn_implementation": model_cfg.attn_implementation}
+    from grpo.attention import resolve_attn_implementation
+
+    dtype, device = DTYPES[model_cfg.dtype], resolve_device(model_cfg.device)
+    kwargs = {"dtype": dtype, "attn_implementation": resolve_attn_implementation(model_cfg.attn_implementation, device)}
     if model_cfg.load_in_4bit:
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
+        if device != "cpu":
+            kwargs["device_map"] = {"": device}  # bitsandbytes quantizes while placing the weights
     base = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if not model_cfg.load_in_4bit:
+        base.to(device)
     if model_cfg.load_in_4bit:
         base = prepare_model_for_kbit_training(
             base, use_gradient_checkpointing=model_cfg.gradient_checkpointing)
@@ -50,6 +56,21 @@ def load_policy(model_path: str, model_cfg, lora_cfg):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return policy, tokenizer
+
+
+def resolve_device(name: str) -> str:
+    """"auto" -> "cuda" when torch sees a GPU, else "cpu"."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from grpo.config import ConfigError
+        raise ConfigError("model.device = \"cuda\" but torch sees no GPU (this torch build: " + torch.__version__ + ")")
+    return name
+
+
+def device_of(model) -> torch.device:
+    """Where the model's weights (and so its inputs) live."""
+    return next(model.parameters()).device
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -124,9 +124,10 @@ def sft_loss_sum(model, batch: Batch, chunk_tokens: int = 512) -> tuple[torch.Te
     from grpo.logprobs import selective_logprobs
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+    device = next(base.parameters()).device
+    hidden = base.get_decoder()(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
                                 use_cache=False).last_hidden_state  # [B, L, H]
-    targets = batch.labels[:, 1:]                                   # [B, L-1] position p predicts p + 1
+    targets = batch.labels[:, 1:].to(device)                        # [B, L-1] position p predicts p + 1
     keep = targets != IGNORE                                        # [B, L-1]
     h = hidden[:, :-1][keep]                                        # [N, H]
     softcap = getattr(base.config, "final_logit_softcapping", None)

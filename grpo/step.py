@@ -40,7 +40,7 @@ from grpo.batch import Episode, MicroBatch, completion_mask, make_micro_batches
 from grpo.config import Config
 from grpo.logprobs import completion_logprobs
 from grpo.loss import IS_CORRECTIONS, LOSS_AGGREGATIONS, policy_loss
-from grpo.model import lora_in_base_dtype
+from grpo.model import device_of, lora_in_base_dtype
 from grpo.monitor import MeanAccumulator, PhaseTimer
 from rollout.types import Rollout, Sampling
 
@@ -76,6 +76,7 @@ class StepContext:
         self.sampling = Sampling(n=r.group_size, temperature=r.temperature, top_p=r.top_p,
                                  max_tokens=r.max_new_tokens, logprobs=True)
         self.params = [p for p in self.policy.parameters() if p.requires_grad]
+        self.device = device_of(self.policy)
 
 
 def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
@@ -113,7 +114,8 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
         weights = ctx.weight_fn(completion_mask(episodes, g.mask_truncated), cfg.rollout.max_new_tokens)  # [N, T]
         if g.beta == 0:  # advantage 0 and no KL: the loss of these rows is identically 0, skip their forward
             weights[torch.tensor([e.advantage == 0 for e in episodes])] = 0
-        micro = make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id, by_prompt=g.share_prompt)
+        micro = [mb.to(ctx.device) for mb in
+                 make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id, by_prompt=g.share_prompt)]
 
     # 6. mu passes of clipped updates; pass 0 records old logprobs, reference logprobs and IS weights.
     skipped_nonfinite, loss_sum = 0, 0.0

@@ -24,8 +24,9 @@ TOLERANCE_NATS = 0.1
 
 @torch.no_grad()
 def _forward_logprobs(model: Any, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
-    ids = torch.tensor([prompt_ids + completion_ids])
-    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1: -1].float()   # (T, V)
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids + completion_ids], device=device)
+    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1: -1].float().cpu()   # (T, V)
     return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion_ids)[:, None]).squeeze(-1)
 
 

@@ -7,6 +7,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from grpo.attention import resolve_attn_implementation
 from grpo.batch import Episode, completion_mask, make_micro_batches
 from grpo.logprobs import completion_logprobs, selective_logprobs
 from grpo.loss import k3_kl, policy_loss, seq_mean_weights, token_mean_weights
@@ -19,11 +20,12 @@ def _exact_rms_norm(self, x):
     return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
 
 
-def tiny_policy(dtype=torch.float32, seed=0):
+def tiny_policy(dtype=torch.float32, seed=0, attn_implementation="sdpa"):
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=V, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
-                      tie_word_embeddings=True, pad_token_id=0, attn_implementation="sdpa")
+                      tie_word_embeddings=True, pad_token_id=0,
+                      attn_implementation=resolve_attn_implementation(attn_implementation, "cpu"))
     model = LlamaForCausalLM(cfg).to(dtype)
     if dtype == torch.float64:  # finite differences need every op in float64
         for module in model.modules():
@@ -251,3 +253,24 @@ def test_lora_in_base_dtype_drops_the_float32_input_copies_and_keeps_float32_gra
         assert cos > 0.98, f"{name}: {cos}"
     assert all(getattr(m, "cast_input_dtype_enabled", True) for m in policy.modules()), "peft's cast is back on"
     assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_grouped_attention_equals_sdpa_in_values_and_gradients(share):
+    """grpo.attention (query heads stacked per key/value head, additive masks) computes the same
+    attention as SDPA: right padding, a shared prompt's KV cache and grouped-query heads (2 per KV head)."""
+    eps = episodes() if not share else group_episodes()
+    weights = token_mean_weights(completion_mask(eps, False), 8)
+    (mb,) = make_micro_batches(eps, weights, 8, pad_id=0)
+    results = []
+    for attn in ("sdpa", "grouped"):
+        policy = tiny_policy(torch.float64, attn_implementation=attn)
+        logp, _ = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                      temperature=0.7, share_prompt=share)
+        (logp * mb.adv[:, None] * mb.token_weights).sum().backward()
+        results.append((logp.detach(), {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}))
+    (lp_sdpa, g_sdpa), (lp_grouped, g_grouped) = results
+    assert policy.config._attn_implementation == "grouped"
+    assert torch.allclose(lp_sdpa, lp_grouped, atol=1e-10)
+    for name in g_sdpa:
+        assert torch.allclose(g_sdpa[name], g_grouped[name], atol=1e-10), f"gradient of {name} differs"
