@@ -30,12 +30,12 @@ def load_policy(model_path: str, model_cfg, lora_cfg):
         if device != "cpu":
             kwargs["device_map"] = {"": device}  # bitsandbytes quantizes while placing the weights
     base = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-    if not model_cfg.load_in_4bit:
-        base.to(device)
     if model_cfg.load_in_4bit:
         base = prepare_model_for_kbit_training(
             base, use_gradient_checkpointing=model_cfg.gradient_checkpointing)
-    elif model_cfg.gradient_checkpointing:
+    else:
+        base.to(device)
+    if model_cfg.gradient_checkpointing and not model_cfg.load_in_4bit:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.enable_input_require_grads()
     base.config.use_cache = False
@@ -64,7 +64,7 @@ def resolve_device(name: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         from grpo.config import ConfigError
-        raise ConfigError("model.device = \"cuda\" but torch sees no GPU (this torch build: " + torch.__version__ + ")")
+        raise ConfigError(f'model.device = "cuda" but torch {torch.__version__} sees no GPU')
     return name
 
 

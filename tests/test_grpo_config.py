@@ -110,3 +110,18 @@ def test_cli_missing_init_adapter_is_a_one_line_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "grpo", str(cfg)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert f"model.init_adapter: no PEFT adapter (adapter_config.json) in {tmp_path}/nowhere" in out.stderr
+
+
+def test_device_and_attention_resolve_to_what_this_machine_has():
+    import torch
+
+    from grpo.attention import resolve_attn_implementation
+    from grpo.model import resolve_device
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_attn_implementation("auto", "cpu") == "grouped"
+    assert resolve_attn_implementation("auto", "cuda") == "sdpa"
+    assert resolve_attn_implementation("eager", "cpu") == "eager"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="model.device"):
+            resolve_device("cuda")
