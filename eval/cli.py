@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 "error taxonomy, baseline vs adapters, constrained decoding, report.")
     p.add_argument("config", nargs="?", help="trainer TOML (model, thinking, sampling are read from it)")
     p.add_argument("--pass-at-1", action="store_true", help="the evaluation mode (the only one; accepted for the card)")
-    p.add_argument("--model", help="model spec: embedded:smollm2-135m, a local HF folder or a hub id")
+    p.add_argument("--model", help="model spec: embedded:smollm2-135m, embedded:gemma3-270m, a local HF folder or a hub id")
     p.add_argument("--adapter", nargs="+", default=[], help="PEFT adapter folders, as PATH or LABEL=PATH (a run's <run>/adapter is labelled <run>)")
     p.add_argument("--baseline", action="store_true", help="re-run the baseline even if cached")
     p.add_argument("--bench", nargs="+", default=["synthetic"],

@@ -49,7 +49,7 @@ class RunSection(Section):
 
 
 class ModelSection(Section):
-    path: str = "embedded:smollm2-135m"  # hub id, local HF folder, or embedded:<name> (rollout.models)
+    path: str = "embedded:smollm2-135m"  # hub id, local HF folder, or embedded:smollm2-135m|gemma3-270m
     dtype: Literal["bfloat16", "float32"] = "bfloat16"  # bf16: AMX on CPU, half the memory
     load_in_4bit: bool = False         # NF4 base via bitsandbytes (seed); LoRA stays full precision
     gradient_checkpointing: bool = False  # trade compute for memory on long sequences / big models

