@@ -274,3 +274,35 @@ def test_grouped_attention_equals_sdpa_in_values_and_gradients(share):
     assert torch.allclose(lp_sdpa, lp_grouped, atol=1e-10)
     for name in g_sdpa:
         assert torch.allclose(g_sdpa[name], g_grouped[name], atol=1e-10), f"gradient of {name} differs"
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gemma3"])
+def test_grouped_attention_equals_eager_on_gemma_layers(family):
+    """Gemma's attention differs from Llama's in what grpo.attention must pass through: sliding-window
+    layers (the window lives in the additive mask), query_pre_attn_scalar (the `scaling`) and, for
+    Gemma-2, logit soft-capping. A window of 4 on 12-token rows makes the window matter."""
+    from transformers import AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig
+    config_class = {"gemma2": Gemma2Config, "gemma3": Gemma3TextConfig}[family]
+    # Large initial weights give attention scores of order 1, so a cap of 0.5 really bends them.
+    extra = {"attn_logit_softcapping": 0.5} if family == "gemma2" else {}
+    ids = torch.randint(1, V, (2, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0                                              # right padding on the second row
+    outputs = []
+    for attn in ("eager", "grouped"):
+        torch.manual_seed(0)
+        cfg = config_class(vocab_size=V, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=8, query_pre_attn_scalar=6,
+                           sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+                           max_position_embeddings=64, pad_token_id=0, initializer_range=0.5, **extra,
+                           attn_implementation=resolve_attn_implementation(attn, "cpu"))
+        model = AutoModelForCausalLM.from_config(cfg).to(torch.float64)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        (logits[mask.bool()] ** 2).mean().backward()
+        outputs.append((logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (eager_logits, eager_grads), (grouped_logits, grouped_grads) = outputs
+    keep = mask.bool()
+    assert torch.allclose(eager_logits[keep], grouped_logits[keep], atol=1e-6)
+    assert len(eager_grads) == len(grouped_grads)
+    for eager_grad, grouped_grad in zip(eager_grads, grouped_grads):
+        assert torch.allclose(eager_grad, grouped_grad, atol=1e-6)
