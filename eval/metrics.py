@@ -9,7 +9,7 @@ Definitions (one sample = one completion; a prompt has n samples):
 - strict pass: the extracted JSON parses AND validates against the task's JSON Schema
   (math: every expected value right - GSM8K exact final number);
 - syntax pass: the extracted JSON parses (the seed's "Pass@1"; math: an answer was found);
-- format pass: a closed ```json block was extracted (math: an "Answer:" line);
+- format pass: a closed ```json block, opened on its own line, was extracted (math: an "Answer:" line);
 - pass@1 = mean success over the n samples of every prompt, then over prompts; pass@k by the
   unbiased estimator from the n samples (only for k <= n);
 - every rate carries a 95 % CI: Wilson with the prompt as the unit (`eval.stats.prompt_rate`);

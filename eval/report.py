@@ -102,6 +102,13 @@ def _templates(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _generation_s(metrics: dict[str, Any]) -> float:
+    """Seconds spent generating every run of the report; a run served from the cache keeps the time it
+    took when it was generated, so a re-scored report still says what the evaluation cost."""
+    return sum(r.get("throughput", {}).get("wall_s", 0.0)
+               for s in metrics.get("sets", {}).values() for r in s.get("runs", {}).values())
+
+
 def write_report(metrics: dict[str, Any], figures: dict[str, Path], path: str | Path) -> Path:
     path = Path(path)
     run = metrics.get("run", {})
@@ -114,7 +121,8 @@ def write_report(metrics: dict[str, Any], figures: dict[str, Path], path: str | 
            f"max_tokens {dec.get('max_tokens')} (math {plan.get('math_max_tokens')}), thinking {dec.get('thinking')}, "
            f"engine {dec.get('engine')}, engine seed {dec.get('seed')}, prompt-set seed {plan.get('set_seed')}, "
            f"context {plan.get('max_model_len')}",
-           f"- wall time: {run.get('wall_s', 0):.0f} s (finished {run.get('finished_at', '?')}); "
+           f"- wall time: {run.get('wall_s', 0):.0f} s (finished {run.get('finished_at', '?')}; generation of "
+           f"all runs, cached ones included: {_generation_s(metrics):.0f} s); "
            f"versions: {', '.join(f'{k} {v}' for k, v in run.get('versions', {}).items())}",
            "", DEFINITIONS, ""]
     if "overview" in figures:

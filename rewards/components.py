@@ -29,7 +29,11 @@ WORD_RE = re.compile(r"\w+")
 def format_score(p: Parsed) -> float:
     """1.0: the answer is a closed ```json block; 0.5: another closed fence; 0: anything else.
     Fix: credit follows the block that was actually extracted, and fences inside <think> do not
-    count (the seed matched a ```json pair anywhere, even in the reasoning)."""
+    count (the seed matched a ```json pair anywhere, even in the reasoning). Beyond the seed: the
+    block must open as a Markdown fence (marker at a line start, info string alone on its line),
+    so echoing the instruction "start with ```json on its own line, then ..." earns nothing."""
+    if not p.fence_on_own_line:
+        return 0.0
     if p.source == "json_fence":
         return 1.0
     return 0.5 if p.source in ("fence", "other_fence") else 0.0

@@ -23,6 +23,11 @@ What is extracted (the rules the components and eval rely on)
       (trailing prose then fails the parse: bare JSON must be the whole answer)
    f. else nothing                                                          -> source "none"
    "First", not "first that parses": spraying several attempts must not buy a second chance.
+   Extraction is lenient about where a marker sits; *format* credit is not: `fence_on_own_line`
+   says whether the extracted block opens as a Markdown fence does (the marker starts its line, the
+   info string ends it). An echoed instruction such as "start with ```json on its own line, then
+   the JSON, then ```" pairs two mid-line markers into a "block": it is extracted (and fails to
+   parse) but earns no format credit.
 4. Parsing. One `json.loads` of the stripped candidate with NaN/Infinity rejected (they are not JSON,
    although Python accepts them). RecursionError (deep nesting) is caught and reported as "too_deep".
 """
@@ -89,6 +94,7 @@ class Parsed:
     error_kind: str | None          # short parse-error kind when not ok and a candidate exists
     error_pos: int | None           # char offset of the parse error in the candidate, if known
     looks_truncated: bool           # the candidate ends while a bracket/string is still open
+    fence_on_own_line: bool         # the extracted block is a closed fence opened on its own line
 
 
 def split_think(text: str) -> tuple[str, str | None, bool]:
@@ -142,6 +148,18 @@ def find_blocks(answer: str) -> tuple[list[Block], int | None]:
         else:  # empty pair: the closing marker is really the next opening marker
             i += 1
     return blocks, unclosed
+
+
+def opens_on_own_line(answer: str, block: Block) -> bool:
+    """Markdown's rule for a fence opener: only blanks before the marker on its line, nothing after
+    the info string. Called once per completion (for the extracted block), so parsing stays linear."""
+    line_start = answer.rfind("\n", 0, block.start) + 1
+    if answer[line_start:block.start].strip(" \t"):
+        return False
+    marker_end = block.start + len(FENCE)
+    while marker_end < len(answer) and answer[marker_end] == "`":
+        marker_end += 1
+    return _INFO_RE.match(answer, marker_end).group(0).endswith("\n")
 
 
 def _looks_truncated(candidate: str) -> bool:
@@ -198,4 +216,5 @@ def parse_completion(text: str) -> Parsed:
     return Parsed(text=text, answer=answer, think=think, think_closed=think_closed,
                   blocks=tuple(blocks), unclosed_fence=unclosed_at is not None, source=source,
                   candidate=candidate, span=span, ok=ok, value=value, error_kind=error_kind,
-                  error_pos=error_pos, looks_truncated=truncated)
+                  error_pos=error_pos, looks_truncated=truncated,
+                  fence_on_own_line=chosen is not None and opens_on_own_line(answer, chosen))

@@ -108,7 +108,7 @@ def score(completions: Sequence[str], tasks: Sequence[Task], config: RewardConfi
         else:
             row, strict[i], errors[i], keywords[i] = _json_row(p, task, cut_flags[i])
             syntax[i] = p.ok
-            fmt[i] = p.source == "json_fence"
+            fmt[i] = p.source == "json_fence" and p.fence_on_own_line
             gate[i] = fmt[i] and p.ok
         for name, value in {**shared, **row}.items():
             comps[name][i] = value

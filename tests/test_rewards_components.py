@@ -22,6 +22,32 @@ def test_format_scores_json_fence_1_other_fence_half_none_0():
     assert [C.format_score(P(t)) for t in (GOOD, '```\n{}\n```', '{"a": 1}')] == [1.0, 0.5, 0.0]
 
 
+ECHOED_INSTRUCTION = ("Reply ONLY with one JSON code block: start with ```json on its own line, then the JSON, "
+                      "then ``` on its own line.\n\nOutput a JSON object with the key \"a\".")
+
+
+@pytest.mark.parametrize("text, expected", [
+    (ECHOED_INSTRUCTION, 0.0),                          # two mid-line markers pair up: no fence
+    ('Here it is: ```json\n{"a": 1}\n```', 0.0),         # opener after prose on its line
+    ('```json {"a": 1}```', 0.0),                       # content on the opener's line
+    ('Sure.\n  ```json\n{"a": 1}\n```', 1.0),            # an indented opener on its own line
+    ('```json  \r\n{"a": 1}\n```', 1.0),                 # trailing blanks and CRLF after the tag
+    ('<think>ok</think>```json\n{"a": 1}\n```', 1.0),     # the answer region starts at the marker
+])
+def test_format_credit_needs_a_fence_opened_on_its_own_line(text, expected):
+    assert C.format_score(P(text)) == expected
+
+
+def test_mid_line_fences_are_still_extracted_for_syntax():
+    """Only format credit is strict about the opener: the JSON of "Here it is: ```json ..." still parses."""
+    p = P('Here it is: ```json\n{"a": 1}\n```')
+    assert p.ok and p.value == {"a": 1} and p.source == "json_fence" and not p.fence_on_own_line
+    echo = P(ECHOED_INSTRUCTION)
+    assert echo.source == "json_fence" and not echo.ok, "the echoed 'block' is prose, it must not parse"
+    batch = score([ECHOED_INSTRUCTION, GOOD], [TASK, TASK], RewardConfig())
+    assert batch.format_pass.tolist() == [False, True]
+
+
 def test_validity_is_graduated_by_error_position_like_the_seed():
     assert C.validity_score(P('{"a": 1, "b": [1, 2, 3], "c": "long enough text here"')) == 0.7
     assert C.validity_score(P("{oops: 1, and more text that follows here}")) == 0.2
