@@ -35,9 +35,9 @@ def load_policy(model_path: str, model_cfg, lora_cfg):
             base, use_gradient_checkpointing=model_cfg.gradient_checkpointing)
     else:
         base.to(device)
-    if model_cfg.gradient_checkpointing and not model_cfg.load_in_4bit:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        base.enable_input_require_grads()
+        if model_cfg.gradient_checkpointing:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base.enable_input_require_grads()
     base.config.use_cache = False
 
     if model_cfg.init_adapter:

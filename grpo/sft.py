@@ -122,9 +122,10 @@ class BatchStream:
 def sft_loss_sum(model, batch: Batch, chunk_tokens: int = 512) -> tuple[torch.Tensor, int]:
     """(sum of target-token NLL, number of target tokens). The head runs on target positions only."""
     from grpo.logprobs import selective_logprobs
+    from grpo.model import device_of
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    device = next(base.parameters()).device
+    device = device_of(base)
     hidden = base.get_decoder()(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
                                 use_cache=False).last_hidden_state  # [B, L, H]
     targets = batch.labels[:, 1:].to(device)                        # [B, L-1] position p predicts p + 1

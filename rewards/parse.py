@@ -76,6 +76,7 @@ class Block:
     content: str      # raw text between the markers
     start: int
     end: int
+    content_start: int  # where `content` begins: after the opening marker and its info string
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def find_blocks(answer: str) -> tuple[list[Block], int | None]:
         close_at, close_end = marks[i + 1]
         content = answer[body_at:close_at] if body_at <= close_at else ""
         if content.strip():
-            blocks.append(Block(tag, content, open_at, close_end))
+            blocks.append(Block(tag, content, open_at, close_end, body_at))
             i += 2
         else:  # empty pair: the closing marker is really the next opening marker
             i += 1
@@ -152,14 +153,10 @@ def find_blocks(answer: str) -> tuple[list[Block], int | None]:
 
 def opens_on_own_line(answer: str, block: Block) -> bool:
     """Markdown's rule for a fence opener: only blanks before the marker on its line, nothing after
-    the info string. Called once per completion (for the extracted block), so parsing stays linear."""
+    the info string (the info match then ended on the newline). Called once per completion (for the
+    extracted block), so parsing stays linear."""
     line_start = answer.rfind("\n", 0, block.start) + 1
-    if answer[line_start:block.start].strip(" \t"):
-        return False
-    marker_end = block.start + len(FENCE)
-    while marker_end < len(answer) and answer[marker_end] == "`":
-        marker_end += 1
-    return _INFO_RE.match(answer, marker_end).group(0).endswith("\n")
+    return not answer[line_start:block.start].strip(" \t") and answer[block.content_start - 1] == "\n"
 
 
 def _looks_truncated(candidate: str) -> bool:

@@ -5,7 +5,7 @@ user turn, and that the prompt ends with the prefill (as text and as token ids).
 import pytest
 
 from rollout.chat import THINK_PREFILL, render_prompt, render_text
-from rollout.models import GEMMA_CHAT_TEMPLATE
+from rollout.models import GEMMA_CHAT_TEMPLATE  # google/gemma-2-2b-it's template: no system role
 
 # meta-llama/Llama-2-7b-chat-hf's template: the system prompt sits inside the first [INST] in <<SYS>>.
 LLAMA2_TEMPLATE = (
@@ -21,9 +21,6 @@ LLAMA2_TEMPLATE = (
     "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
     "{% elif message['role'] == 'assistant' %}{{ ' ' + content.strip() + ' ' + eos_token }}{% endif %}"
     "{% endfor %}")
-
-# google/gemma-2-2b-it's template (no system role at all); the packaged Gemma 3 270M gets the same one.
-GEMMA_TEMPLATE = GEMMA_CHAT_TEMPLATE
 
 SYSTEM, USER = "Think first, then reply in JSON.", "Give a JSON object with a key \"a\"."
 
@@ -59,7 +56,7 @@ def test_llama2_puts_system_inside_the_first_inst_block(make_tokenizer):
 
 
 def test_gemma_merges_system_into_the_user_turn(make_tokenizer):
-    tok = make_tokenizer(GEMMA_TEMPLATE)
+    tok = make_tokenizer(GEMMA_CHAT_TEMPLATE)
     with pytest.raises(Exception, match="System role not supported"):
         tok.apply_chat_template([{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}],
                                 tokenize=False, add_generation_prompt=True)
@@ -69,7 +66,7 @@ def test_gemma_merges_system_into_the_user_turn(make_tokenizer):
     assert "system" not in text, "Gemma has no system role: no system turn may appear"
 
 
-@pytest.mark.parametrize("template", [None, LLAMA2_TEMPLATE, GEMMA_TEMPLATE], ids=["chatml", "llama2", "gemma"])
+@pytest.mark.parametrize("template", [None, LLAMA2_TEMPLATE, GEMMA_CHAT_TEMPLATE], ids=["chatml", "llama2", "gemma"])
 def test_prompt_ids_end_with_the_prefill(make_tokenizer, template):
     tok = make_tokenizer(template)
     ids = render_prompt(tok, SYSTEM, USER, think_prefill=True)
@@ -78,7 +75,7 @@ def test_prompt_ids_end_with_the_prefill(make_tokenizer, template):
     assert tok.decode(ids).endswith(THINK_PREFILL), "the token ids should decode to a prompt ending in the prefill"
 
 
-@pytest.mark.parametrize("template", [None, GEMMA_TEMPLATE], ids=["chatml", "gemma"])
+@pytest.mark.parametrize("template", [None, GEMMA_CHAT_TEMPLATE], ids=["chatml", "gemma"])
 def test_prefill_only_appends_tokens_when_the_turn_opens_with_a_newline(make_tokenizer, template):
     # ChatML and Gemma open the reply after "\n", so the plain prompt's tokens are a prefix of the
     # prefilled one. Llama-2 opens it right after "[/INST]": with this byte-level BPE "]<" merges into
