@@ -59,11 +59,14 @@ def completion_mask(episodes: list[Episode], mask_truncated: bool) -> torch.Tens
 
 
 def make_micro_batches(episodes: list[Episode], token_weights: torch.Tensor, micro_batch_size: int,
-                       pad_id: int, by_prompt: bool = False) -> list[MicroBatch]:
+                       pad_id: int, by_prompt: bool = False, max_tokens: int | None = None) -> list[MicroBatch]:
     """Sort by total length, cut into micro-batches of `micro_batch_size`, pad each to its own max.
 
     `by_prompt`: a micro-batch only holds completions of one prompt (a group, cut into chunks of
     `micro_batch_size`), so the trainer can forward the shared prompt once (grpo.logprobs).
+    `max_tokens` (with `by_prompt`, for a trainer that packs a group's completions without padding):
+    chunks hold as many completions as fit in `max_tokens` completion tokens instead (at least one),
+    so a group of short completions is one micro-batch and its prompt is forwarded once.
     `token_weights` [N, T_max] rows follow `episodes`. Episodes whose weights are all zero are dropped:
     their loss is identically zero (callers zero the weights of what must not be trained on).
     """
@@ -74,8 +77,17 @@ def make_micro_batches(episodes: list[Episode], token_weights: torch.Tensor, mic
         groups: dict[tuple[int, ...], list[int]] = {}
         for i in order:
             groups.setdefault(tuple(episodes[i].prompt_ids), []).append(i)
-        chunks = [g[start:start + micro_batch_size] for g in groups.values()
-                  for start in range(0, len(g), micro_batch_size)]
+        if max_tokens is None:
+            chunks = [g[start:start + micro_batch_size] for g in groups.values()
+                      for start in range(0, len(g), micro_batch_size)]
+        else:
+            chunks = []
+            for g in groups.values():
+                chunks.append([])
+                for i in g:
+                    if chunks[-1] and sum(len(episodes[j].completion_ids) for j in chunks[-1] + [i]) > max_tokens:
+                        chunks.append([])
+                    chunks[-1].append(i)
     batches = []
     for rows in chunks:
         eps = [episodes[i] for i in rows]
@@ -101,3 +113,25 @@ def make_micro_batches(episodes: list[Episode], token_weights: torch.Tensor, mic
             sampler_logp=sampler_logp,
             has_sampler_logp=torch.tensor([bool(e.sampler_logp) for e in eps])))
     return batches
+
+
+def shares_prompt(input_ids: torch.Tensor, prompt_lens: torch.Tensor) -> bool:
+    """True if every row starts with the same prompt (same length, same ids)."""
+    n = int(prompt_lens[0])
+    return bool((prompt_lens == n).all()) and bool((input_ids[:, :n] == input_ids[:1, :n]).all())
+
+
+def group_by_prompt(micro: list[MicroBatch]) -> list[list[MicroBatch]]:
+    """Runs of consecutive micro-batches whose rows all carry one same prompt (a group that
+    `make_micro_batches(by_prompt=True)` cut into several), one list per run."""
+    runs: list[list[MicroBatch]] = []
+    last = None
+    for mb in micro:
+        prompt = (tuple(mb.input_ids[0, :int(mb.prompt_lens[0])].tolist())
+                  if shares_prompt(mb.input_ids, mb.prompt_lens) else None)
+        if prompt is not None and prompt == last:
+            runs[-1].append(mb)
+        else:
+            runs.append([mb])
+        last = prompt
+    return runs

@@ -8,7 +8,8 @@ rejected) and raises `ConfigError` with ONE line naming the key and where it cam
 
 Sizes per optimizer step (printed at start-up by grpo.train):
   completions/step = rollout.prompts_per_step (P) x rollout.group_size (G)
-  micro-batches    = ceil(completions in the loss / grpo.micro_batch_size)
+  micro-batches    = ceil(completions in the loss / grpo.micro_batch_size), or with packed groups
+                     (grpo.share_prompt on CPU) chunks of <= grpo.micro_batch_tokens completion tokens
   optimizer steps  = run.num_steps x grpo.num_iterations (mu)
 """
 from __future__ import annotations
@@ -103,6 +104,9 @@ class GRPOSection(Section):
     is_cap: float = Field(2.0, ge=1)        # TIS cap C (Yao et al. 2025 use 2)
     micro_batch_size: int = Field(8, ge=1)  # sequences per forward/backward (gradient accumulation)
     share_prompt: bool = True               # forward each group's prompt once, KV cache shared (exact; ~40 % fewer FLOPs)
+    micro_batch_tokens: int | None = Field(None, ge=1)  # share_prompt with the CPU "grouped" attention packs a
+                                            # group's completions unpadded: completion tokens per micro-batch
+                                            # (None: micro_batch_size x rollout.max_new_tokens, the padded worst case)
     logprob_chunk_tokens: int = Field(512, ge=1)  # rows of the output head at a time (memory: rows x V x 4 B)
 
 

@@ -16,7 +16,9 @@ grpo/advantages.py):
 - `grpo.is_correction`   truncated importance sampling between the engine's sampling logprobs and the
                          trainer's (Yao et al. 2025); the mismatch is logged either way
 - `grpo.beta = 0`        no KL term and no reference forward (DAPO, Dr. GRPO)
-- `grpo.share_prompt`    micro-batches hold one group each and its prompt is forwarded once (exact)
+- `grpo.share_prompt`    micro-batches hold one group each and its prompt is forwarded once (exact); with
+                         the CPU attention the group's completions are packed unpadded, up to
+                         `grpo.micro_batch_tokens` completion tokens per micro-batch
 
 Old logprobs: on the first of the mu passes the parameters have not moved yet, so pi_old is the
 current forward pass, detached: no separate "old policy" forward (with mu = 1 the ratio is exactly 1).
@@ -35,10 +37,11 @@ import numpy as np
 import torch
 
 from curriculum.task import Task
+from grpo import attention
 from grpo.advantages import ADVANTAGE_SCALES, zero_variance_groups
-from grpo.batch import Episode, MicroBatch, completion_mask, make_micro_batches
+from grpo.batch import Episode, MicroBatch, completion_mask, group_by_prompt, make_micro_batches
 from grpo.config import Config
-from grpo.logprobs import completion_logprobs
+from grpo.logprobs import SharedPrompt, completion_logprobs
 from grpo.loss import IS_CORRECTIONS, LOSS_AGGREGATIONS, policy_loss
 from grpo.model import device_of, lora_in_base_dtype
 from grpo.monitor import MeanAccumulator, PhaseTimer
@@ -77,6 +80,16 @@ class StepContext:
                                  max_tokens=r.max_new_tokens, logprobs=True)
         self.params = [p for p in self.policy.parameters() if p.requires_grad]
         self.device = device_of(self.policy)
+        self.pack_tokens = packed_token_budget(self.cfg, self.policy)
+
+
+def packed_token_budget(cfg: Config, policy) -> int | None:
+    """Completion tokens per micro-batch when the trainer packs each group's completions without padding
+    (share_prompt with grpo.attention's "grouped" implementation, the CPU default); None: padded, by count."""
+    base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+    if not (cfg.grpo.share_prompt and base.config._attn_implementation == attention.NAME):
+        return None
+    return cfg.grpo.micro_batch_tokens or cfg.grpo.micro_batch_size * cfg.rollout.max_new_tokens
 
 
 def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
@@ -115,29 +128,35 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
         if g.beta == 0:  # advantage 0 and no KL: the loss of these rows is identically 0, skip their forward
             weights[torch.tensor([e.advantage == 0 for e in episodes])] = 0
         micro = [mb.to(ctx.device) for mb in
-                 make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id, by_prompt=g.share_prompt)]
+                 make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id, by_prompt=g.share_prompt,
+                                    max_tokens=ctx.pack_tokens)]
 
     # 6. mu passes of clipped updates; pass 0 records old logprobs, reference logprobs and IS weights.
+    #    A group cut into several packed micro-batches has its prompt forwarded once for all of them.
     skipped_nonfinite, loss_sum = 0, 0.0
     with timer("train"):
         for it in range(g.num_iterations if micro else 0):
-            for mb in micro:
-                if it == 0 and g.beta > 0:
-                    with torch.no_grad(), ctx.policy.disable_adapter():
-                        mb.ref_logp, _ = forward_logprobs(ctx, mb, with_entropy=False)  # [B, T]
-                logp, entropy = forward_logprobs(ctx, mb)                            # [B, T]
-                if it == 0:
-                    mb.old_logp = logp.detach()
-                    sampler = torch.where(mb.has_sampler_logp[:, None], mb.sampler_logp, mb.old_logp)
-                    mb.is_weights, is_metrics = ctx.is_fn(mb.old_logp, sampler, mb.token_weights > 0, g.is_cap)
-                    stats.add(is_metrics, weight=float((mb.token_weights > 0).sum()))
-                loss, loss_metrics = policy_loss(logp, mb.old_logp, mb.ref_logp, mb.is_weights, mb.adv,
-                                                 mb.token_weights, beta=g.beta, eps_low=g.eps_low, eps_high=g.eps_high)
-                loss.backward()
-                loss_sum += loss.item()  # sync point, once per micro-batch
-                n_tok = float((mb.token_weights > 0).sum())
-                entropy_mean = float((entropy * (mb.token_weights > 0)).sum() / max(n_tok, 1))
-                stats.add(loss_metrics | {"entropy": entropy_mean}, weight=n_tok)
+            for group in group_by_prompt(micro) if ctx.pack_tokens else [[mb] for mb in micro]:
+                ref_prompt, policy_prompt = shared_prompts(ctx, group, with_ref=it == 0 and g.beta > 0)
+                for mb in group:
+                    if it == 0 and g.beta > 0:
+                        with torch.no_grad(), ctx.policy.disable_adapter():
+                            mb.ref_logp, _ = forward_logprobs(ctx, mb, with_entropy=False, prompt=ref_prompt)  # [B, T]
+                    logp, entropy = forward_logprobs(ctx, mb, prompt=policy_prompt)                     # [B, T]
+                    if it == 0:
+                        mb.old_logp = logp.detach()
+                        sampler = torch.where(mb.has_sampler_logp[:, None], mb.sampler_logp, mb.old_logp)
+                        mb.is_weights, is_metrics = ctx.is_fn(mb.old_logp, sampler, mb.token_weights > 0, g.is_cap)
+                        stats.add(is_metrics, weight=float((mb.token_weights > 0).sum()))
+                    loss, loss_metrics = policy_loss(logp, mb.old_logp, mb.ref_logp, mb.is_weights, mb.adv,
+                                                     mb.token_weights, beta=g.beta, eps_low=g.eps_low, eps_high=g.eps_high)
+                    loss.backward()
+                    loss_sum += loss.item()  # sync point, once per micro-batch
+                    n_tok = float((mb.token_weights > 0).sum())
+                    entropy_mean = float((entropy * (mb.token_weights > 0)).sum() / max(n_tok, 1))
+                    stats.add(loss_metrics | {"entropy": entropy_mean}, weight=n_tok)
+                if policy_prompt is not None:
+                    policy_prompt.backward()  # the group's summed prompt gradient, through its one forward
             grad_norm = float(torch.nn.utils.clip_grad_norm_(ctx.params, cfg.optim.max_grad_norm))
             if math.isfinite(grad_norm):
                 ctx.optimizer.step()
@@ -189,9 +208,23 @@ def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: 
     return [Group(t, rollouts[i * G:(i + 1) * G], total[i * G:(i + 1) * G]) for i, t in enumerate(tasks)]
 
 
-def forward_logprobs(ctx: StepContext, mb: MicroBatch, with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def shared_prompts(ctx: StepContext, group: list[MicroBatch], with_ref: bool) -> tuple[Any, Any]:
+    """(reference, policy) SharedPrompt of a group cut into several micro-batches, else (None, None)."""
+    if len(group) == 1:
+        return None, None
+    prompt_ids = group[0].input_ids[0, :int(group[0].prompt_lens[0])]
+    ref = None
+    if with_ref:
+        with torch.no_grad(), ctx.policy.disable_adapter(), lora_in_base_dtype(ctx.policy):
+            ref = SharedPrompt(ctx.policy, prompt_ids)
+    with lora_in_base_dtype(ctx.policy):
+        return ref, SharedPrompt(ctx.policy, prompt_ids)
+
+
+def forward_logprobs(ctx: StepContext, mb: MicroBatch, with_entropy: bool = True,
+                     prompt: SharedPrompt | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Policy (or, under disable_adapter, reference) logprobs and entropy of mb's completion tokens. [B, T] each."""
     with lora_in_base_dtype(ctx.policy):
         return completion_logprobs(ctx.policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
                                    temperature=ctx.cfg.rollout.temperature, chunk_tokens=ctx.cfg.grpo.logprob_chunk_tokens,
-                                   share_prompt=ctx.cfg.grpo.share_prompt, with_entropy=with_entropy)
+                                   share_prompt=ctx.cfg.grpo.share_prompt, with_entropy=with_entropy, prompt=prompt)

@@ -31,7 +31,7 @@ from grpo.model import count_parameters, load_policy
 from grpo.monitor import Monitor, NullMonitor
 from grpo.optim import build_optimizer
 from grpo.stages import Stages, held_out_strict_pass, optimizer_horizon
-from grpo.step import RewardFn, StepContext, grpo_step
+from grpo.step import RewardFn, StepContext, grpo_step, packed_token_budget
 from grpo.tasks import PromptRenderer, build_task_source
 
 
@@ -114,12 +114,14 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
 
     trainable, total = count_parameters(policy)
     P, G, mb = cfg.rollout.prompts_per_step, cfg.rollout.group_size, cfg.grpo.micro_batch_size
+    pack_tokens = packed_token_budget(cfg, policy)
     say(f"model            {cfg.model.path} ({model_path}), {cfg.model.dtype}"
         f"{' NF4' if cfg.model.load_in_4bit else ''}, trainable {trainable:,} / {total:,} parameters\n"
         f"prompts/step P   {P}\ngroup size G     {G}\ncompletions/step {P * G} "
         f"(<= {P * G * cfg.rollout.max_new_tokens:,} generated tokens)\n"
-        f"micro-batches    <= {math.ceil(P * G / mb)} of {mb} sequences\n"
-        f"optimizer steps  {cfg.run.num_steps} steps x mu={cfg.grpo.num_iterations} = {cfg.run.num_steps * cfg.grpo.num_iterations}\n"
+        + (f"micro-batches    <= {math.ceil(P * G / mb)} of {mb} sequences\n" if pack_tokens is None else
+           f"micro-batches    a group's completions packed unpadded, <= {pack_tokens} tokens each\n")
+        + f"optimizer steps  {cfg.run.num_steps} steps x mu={cfg.grpo.num_iterations} = {cfg.run.num_steps * cfg.grpo.num_iterations}\n"
         f"thinking         {cfg.reward.thinking} (prefill {cfg.rollout.think_prefill})\n"
         + (f"curriculum       {len(cfg.curriculum.stages)} stages, {cfg.curriculum.advance}; "
            f"now {stages.state.stage + 1} '{stages.stage.name}'\n" if stages else "")

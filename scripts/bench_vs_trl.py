@@ -8,8 +8,9 @@ one after the other in one invocation of this script:
   temperature 0.7, beta 0.04 (reference forward on), token-mean loss ("dapo"), group std scaling,
   eps 0.2, mu = 1, all-tie groups kept (no refill: equal work), the same JSON tasks in the same order
   and the same reward (rewards.score), torch's default threads on this machine; micro-batches of 4
-  completions with gradient accumulation over the 32 on both sides (half a group per micro-batch:
-  the saved activations of 8 x 426 tokens alone are ~3 GB on this model).
+  completions' worth with gradient accumulation over the 32 on both sides (TRL: 4 padded sequences;
+  ours: a group's completions packed unpadded into 4 x 256 = 1,024 completion tokens, the same memory
+  bound; the saved activations of 8 padded x 426 tokens alone are ~3 GB on this model).
 
 What is timed: whole optimizer steps (generate + score + train + adapter sync), median over `--steps`
 steps after `--warmup` untimed ones (the first steps pay one-time costs: engine compilation, kernel

@@ -70,9 +70,12 @@ def test_selective_logprobs_match_full_log_softmax_for_any_chunk():
     assert not selective_logprobs(h, w, t, with_entropy=False)[1].any()
 
 
+@pytest.mark.parametrize("keep_logits", [True, False])
 @pytest.mark.parametrize("softcap", [None, 3.0])
-def test_selective_logprobs_backward_passes_gradcheck(softcap):
-    """The hand-written backward (gradient written into the recomputed logits) against finite differences."""
+def test_selective_logprobs_backward_passes_gradcheck(softcap, keep_logits, monkeypatch):
+    """The hand-written backward (gradient written into the kept or the recomputed logits) against finite differences."""
+    import grpo.logprobs
+    monkeypatch.setattr(grpo.logprobs, "KEEP_LOGITS_BYTES", grpo.logprobs.KEEP_LOGITS_BYTES if keep_logits else 0)
     torch.manual_seed(0)
     h = torch.randn(11, 6, dtype=torch.float64, requires_grad=True)
     w = torch.randn(V, 6, dtype=torch.float64, requires_grad=True)
@@ -306,3 +309,93 @@ def test_grouped_attention_equals_eager_on_gemma_layers(family):
     assert len(eager_grads) == len(grouped_grads)
     for eager_grad, grouped_grad in zip(eager_grads, grouped_grads):
         assert torch.allclose(eager_grad, grouped_grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("lens", [(5, 1, 7, 3), (0, 4, 1, 6), (1, 1, 1)])
+def test_packed_group_equals_the_per_row_forward_in_values_and_gradients(lens, monkeypatch):
+    """With the grouped attention, a shared-prompt micro-batch is packed: completions back to back in one
+    row, each attending to the prompt's cache and to itself only (grpo.attention.PackedSegments). Same
+    logprobs, entropies and gradients as the plain per-row forward, with an empty and one-token completions."""
+    import grpo.attention
+    calls = []
+    segments_forward = grpo.attention._segments_forward
+    monkeypatch.setattr(grpo.attention, "_segments_forward", lambda *a: calls.append(1) or segments_forward(*a))
+    eps = group_episodes(G=len(lens), completion_lens=lens)
+    weights = token_mean_weights(completion_mask(eps, False), 8)
+    (mb,) = make_micro_batches(eps, weights, 8, pad_id=0)
+    results = []
+    for attn, share in (("sdpa", False), ("grouped", True)):
+        policy = tiny_policy(torch.float64, attn_implementation=attn)
+        logp, entropy = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                            temperature=0.7, share_prompt=share)
+        (logp * mb.adv[:, None] * mb.token_weights).sum().backward()
+        results.append((logp.detach(), entropy, {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}))
+    (lp0, ent0, g0), (lp1, ent1, g1) = results
+    assert bool(calls) == (max(lens) > 1), "the packed attention ran (it has nothing to do for one-token completions)"
+    assert torch.allclose(lp0, lp1, atol=1e-10) and torch.allclose(ent0, ent1, atol=1e-10)
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-10), f"gradient of {name} differs"
+
+
+def test_packed_group_on_a_sliding_window_model_whose_prompt_exceeds_the_window():
+    """Gemma-3's sliding layers keep only the last window - 1 prompt positions in the cache; the packed
+    completions must line up with what is left. Reference: each episode alone through eager attention."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+    eps = group_episodes(completion_lens=(5, 1, 7, 3), prompt_len=7)
+    weights = token_mean_weights(completion_mask(eps, False), 8)
+    (mb,) = make_micro_batches(eps, weights, 8, pad_id=0)
+    models = {}
+    for attn in ("eager", "grouped"):
+        torch.manual_seed(0)
+        cfg = Gemma3TextConfig(vocab_size=V, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                               num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=4,
+                               layer_types=["sliding_attention", "full_attention"], initializer_range=0.5,
+                               attn_implementation=resolve_attn_implementation(attn, "cpu"))
+        models[attn] = AutoModelForCausalLM.from_config(cfg).to(torch.float64)
+    logp, _ = completion_logprobs(models["grouped"], mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                  temperature=0.7, share_prompt=True)
+    for b, ep in enumerate(sorted(eps, key=lambda e: len(e.completion_ids))):
+        n = len(ep.completion_ids)
+        assert torch.allclose(logp[b, :n], naive_logprobs(models["eager"], ep, 0.7).double(), atol=1e-10)
+
+
+def test_token_budget_chunks_pack_each_group_up_to_the_budget():
+    eps = group_episodes(seed=1, completion_lens=(5, 1, 7, 3)) + group_episodes(seed=2, completion_lens=(2, 9, 4, 4))
+    weights = token_mean_weights(completion_mask(eps, False), 9)
+    batches = make_micro_batches(eps, weights, 2, pad_id=0, by_prompt=True, max_tokens=9)
+    from grpo.logprobs import shares_prompt
+    assert all(shares_prompt(mb.input_ids, mb.prompt_lens) for mb in batches)
+    sizes = sorted(tuple(int(n) for n in mb.mask.sum(1)) for mb in batches)
+    # sorted by length within each group, then greedy: (1, 3, 5) | (7) and (2, 4) | (4) | (9), the 9 alone
+    assert sizes == [(1, 3, 5), (2, 4), (4,), (7,), (9,)], sizes
+    assert sum(float(mb.token_weights.sum()) for mb in batches) == pytest.approx(float(weights.sum()))
+
+
+def test_shared_prompt_across_micro_batches_gives_the_per_micro_batch_gradient():
+    """A group cut into two packed micro-batches: with `SharedPrompt` the prompt is forwarded once and its
+    gradient summed over both; values and gradients equal forwarding it with each micro-batch."""
+    from grpo.batch import group_by_prompt
+    from grpo.logprobs import SharedPrompt
+    eps = group_episodes(completion_lens=(5, 1, 7, 3), prompt_len=6)
+    weights = token_mean_weights(completion_mask(eps, False), 8)
+    micro = make_micro_batches(eps, weights, 2, pad_id=0, by_prompt=True, max_tokens=9)
+    (group,) = group_by_prompt(micro)
+    assert len(group) == 2
+    results = []
+    for shared in (False, True):
+        policy = tiny_policy(torch.float64, attn_implementation="grouped")
+        prompt = SharedPrompt(policy, group[0].input_ids[0, :6]) if shared else None
+        logps = []
+        for mb in group:
+            logp, _ = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                          temperature=0.7, share_prompt=True, prompt=prompt)
+            (logp * mb.adv[:, None] * mb.token_weights).sum().backward()
+            logps.append(logp.detach())
+        if prompt is not None:
+            prompt.backward()
+        results.append((logps, {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}))
+    (lp0, g0), (lp1, g1) = results
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(lp0, lp1))
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-10), f"gradient of {name} differs"
+    assert any("layers.0" in n and g0[n].abs().sum() > 0 for n in g0), "the prompt's first layer gets a gradient"

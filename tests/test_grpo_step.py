@@ -90,3 +90,23 @@ def test_nonfinite_loss_skips_the_optimizer_step(model_dir):
     with pytest.warns(UserWarning, match="non-finite"):
         metrics, _ = grpo_step(ctx)
     assert metrics["skipped/nonfinite"] == 1 and not changed(before, ctx)
+
+
+def test_packed_groups_cut_into_several_micro_batches_forward_their_prompt_once(model_dir, monkeypatch):
+    """micro_batch_tokens = 8 cuts every group into several packed micro-batches: the step builds one
+    SharedPrompt per group and pass (reference and policy) and still trains."""
+    import grpo.step
+    built = []
+
+    class CountingPrompt(grpo.step.SharedPrompt):
+        def __init__(self, *args):
+            super().__init__(*args)
+            built.append(torch.is_grad_enabled())
+    monkeypatch.setattr(grpo.step, "SharedPrompt", CountingPrompt)
+    ctx = make_ctx(model_dir, brace_reward, beta=0.1, zero_variance="keep", micro_batch_tokens=8)
+    assert ctx.pack_tokens == 8
+    before = lora_weights(ctx)
+    metrics, _ = grpo_step(ctx)
+    assert metrics["micro_batches"] > 2 and changed(before, ctx)
+    assert built.count(True) == built.count(False) == 2, "one policy and one reference prompt per group"
+    assert metrics["kl"] >= 0 and math.isfinite(metrics["loss"])
