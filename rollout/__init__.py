@@ -5,6 +5,9 @@
   reference and fallback.
 - `rollout.models`: where weights come from (hub id, local folder, or the embedded SmolLM2-135M).
 - `rollout.chat`:   rendering (system, user) messages with the model's chat template (+ think prefill).
+- CPU speed-ups patched into vLLM, each measured against vLLM's own code: `rollout.merged_lora` (adapter
+  merged into the compiled engine's weights), `rollout.lora_fast_path` (single-adapter LoRA kernels),
+  `rollout.cpu_sampler` (inverse-CDF sampling).
 
 Knows nothing of rewards, tasks or losses.
 """
