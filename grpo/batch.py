@@ -84,10 +84,14 @@ def make_micro_batches(episodes: list[Episode], token_weights: torch.Tensor, mic
             chunks = []
             for g in groups.values():
                 chunks.append([])
+                used = 0                                        # completion tokens in chunks[-1]
                 for i in g:
-                    if chunks[-1] and sum(len(episodes[j].completion_ids) for j in chunks[-1] + [i]) > max_tokens:
+                    n = len(episodes[i].completion_ids)
+                    if chunks[-1] and used + n > max_tokens:
                         chunks.append([])
+                        used = 0
                     chunks[-1].append(i)
+                    used += n
     batches = []
     for rows in chunks:
         eps = [episodes[i] for i in rows]
