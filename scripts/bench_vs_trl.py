@@ -26,8 +26,9 @@ optimizer step until this script says "go"; the steps alternate ours / ablation 
 order every other round (ABC CBA ...), so a slow stretch of the machine falls on all of them. Per
 round, the ratio TRL step / our step is reported as well (`paired_trl_over_ours`). The workers not
 stepping are stopped (SIGSTOP) until their turn: an idle process holding a vLLM engine still wakes
-its torch.distributed (gloo) threads ~1.5 % of a core, which made a transformers `generate` loop beside
-it ~7 % slower (15.9 vs 14.7 s; nothing measurable with the process stopped).
+its torch.distributed (gloo) threads, ~1.5 % of a core, and a transformers `generate` loop beside it
+ran ~7 % slower than beside the same process stopped (a one-off check by hand, 15.9 vs 14.7 s, not a
+committed benchmark: the reason for stopping idle workers, not a claim about either trainer).
 
     .venv/bin/pip install -e ".[bench]"        # TRL 1.16
     python scripts/bench_vs_trl.py [--steps 3] [--warmup 1] [--skip-trl]
@@ -199,11 +200,12 @@ class Worker:
     def __init__(self, side: str, args, log_dir: Path):
         read_fd, write_fd = os.pipe()
         self.side, self.log_path = side, log_dir / f"{side}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--side", side, "--steps", str(args.steps), "--warmup", str(args.warmup),
-             "--report-fd", str(write_fd)],
-            stdin=subprocess.PIPE, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, text=True,
-            pass_fds=(write_fd,), env=dict(os.environ, VLLM_LOGGING_LEVEL="WARNING"))
+        with self.log_path.open("w") as log:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, "--side", side, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                 "--report-fd", str(write_fd)],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True,
+                pass_fds=(write_fd,), env=dict(os.environ, VLLM_LOGGING_LEVEL="WARNING"))
         os.close(write_fd)
         self.reports = os.fdopen(read_fd)
         self.result: dict = {"step_s": [], "gen_tokens": []}
