@@ -12,9 +12,18 @@ enumerations, counts and formats only.
 Tier mix: exact counts by largest remainder (not sampled), templates of a tier used round-robin,
 then the whole list is shuffled. Defaults: train 0.2/0.3/0.5 (the seed's training mix), eval
 uniform thirds (the seed's eval mix).
+
+Two task families over the same templates (`family`):
+- "nl": the request in words, the schema only implied (the seed's setting);
+- "schema": the prompt gives the JSON Schema itself, minified, as JSONSchemaBench and API users do,
+  either alone or after the request in words (`SCHEMA_PROMPTS`, drawn per task, different phrasings
+  per split). Its tasks come from their own seed stream, so the two families of one seed are
+  different tasks, and the train/eval split is the same disjoint vocabulary as for "nl". Ids start "json-schema/", `source`
+  is "synthetic-schema", so every report keeps the families apart.
 """
 from __future__ import annotations
 
+import json
 import random
 from typing import Literal
 
@@ -27,6 +36,19 @@ TIERS = ("simple", "medium", "hard")
 DEFAULT_TIER_MIX = {"train": {"simple": 0.2, "medium": 0.3, "hard": 0.5},
                     "eval": {"simple": 1 / 3, "medium": 1 / 3, "hard": 1 / 3}}
 MAX_REDRAWS = 20    # tries to find a prompt not yet in the set before accepting a duplicate
+FAMILIES = ("nl", "schema")
+# Schema-family prompts ({schema}: the minified schema; {request}: the "nl" prompt of the same draw).
+# Train and eval use different phrasings, so no eval prompt can occur in training even where a template
+# with fixed keys gives both splits the same schema (~9 % of eval schemas, as in the "nl" family).
+SCHEMA_PROMPTS = {
+    "train": ("Produce a JSON instance that conforms to this JSON Schema:\n{schema}",
+              "Write JSON matching the schema below: every required key, the right types, allowed values "
+              "and counts.\n{schema}",
+              "{request}\n\nThe reply must validate against this JSON Schema:\n{schema}"),
+    "eval": ("Return one JSON value that validates against the following schema. Use realistic values.\n\n"
+             "Schema:\n{schema}",
+             "{request}\n\nConform to this JSON Schema:\n{schema}"),
+}
 
 
 def tier_counts(n: int, tier_mix: dict[str, float]) -> dict[str, int]:
@@ -43,13 +65,21 @@ def tier_counts(n: int, tier_mix: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+def schema_prompt(rng: random.Random, split: str, request: str, schema: dict) -> str:
+    """A schema-family prompt: one of the split's SCHEMA_PROMPTS around the minified schema."""
+    minified = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    return rng.choice(SCHEMA_PROMPTS[split]).format(schema=minified, request=request)
+
+
 def generate_json_tasks(n: int, seed: int, split: Literal["train", "eval"],
-                        tier_mix: dict[str, float] | None = None) -> list[Task]:
-    """n tasks of the given split (see the module docstring)."""
+                        tier_mix: dict[str, float] | None = None, family: str = "nl") -> list[Task]:
+    """n tasks of the given split and family (see the module docstring)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     pools = Pools(split)
-    rng = random.Random(f"json-tasks:{split}:{seed}")
+    rng = random.Random(f"json-tasks:{split}:{seed}" + ("" if family == "nl" else f":{family}"))
     counts = tier_counts(n, tier_mix or DEFAULT_TIER_MIX[split])
     seen: set[str] = set()
     drafts = []
@@ -65,9 +95,13 @@ def generate_json_tasks(n: int, seed: int, split: Literal["train", "eval"],
             drafts.append((tier, template_id, prompt, spec, rng.random()))
     rng.shuffle(drafts)
     tasks = []
+    prefix, source = ("json", "synthetic") if family == "nl" else ("json-schema", "synthetic-schema")
     for i, (tier, template_id, prompt, spec, gold_seed) in enumerate(drafts):
-        gold = spec.sample(random.Random(gold_seed))
-        tasks.append(Task(id=f"json/{split}/{seed}/{i}/{tier}/{template_id}", kind="json", prompt=prompt,
-                          tier=tier, template_id=template_id, schema=document(spec), gold=gold,
-                          meta={"split": split, "seed": seed}))
+        gold_rng = random.Random(gold_seed)
+        gold, schema = spec.sample(gold_rng), document(spec)
+        if family == "schema":
+            prompt = schema_prompt(gold_rng, split, prompt, schema)
+        tasks.append(Task(id=f"{prefix}/{split}/{seed}/{i}/{tier}/{template_id}", kind="json", prompt=prompt,
+                          tier=tier, template_id=template_id, schema=schema, gold=gold, source=source,
+                          meta={"split": split, "seed": seed, "family": family}))
     return tasks

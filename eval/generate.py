@@ -111,7 +111,8 @@ class Generator:
                          skipped=skipped, wall_s=wall_s, prompt_tokens=sum(len(run_prompts[i]) for i in keep),
                          meta={"model": self.model_spec, "model_path": self.model_path,
                                "adapter": str(adapter) if adapter else None, "decoding": decoding.to_dict(),
-                               "engine": self.engine_kind, "max_model_len": self.max_model_len})
+                               "engine": self.engine_kind, "lora_mode": getattr(self.engine, "lora_mode", None),
+                               "max_model_len": self.max_model_len})
 
     def _generate(self, prompts: list[list[int]], decoding: Decoding, n: int, progress: bool,
                   desc: str) -> list[list[Completion]]:

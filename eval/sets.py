@@ -7,6 +7,8 @@ keys the baseline cache: change one prompt and the cached baseline no longer mat
 Sets (case-insensitive names):
   synthetic      curriculum.json_tasks, split "eval" (held out from training by template parameters),
                  uniform tiers - default 300 prompts (100 per tier)
+  synthetic-schema  the same generators and split, the prompt giving the JSON Schema itself
+                 (curriculum.json_tasks family "schema") - default 300
   linear         curriculum.linear_equations, split "eval" - default 150
   gsm8k          GSM8K test (external, evaluation only) - default 300
   <subset>       a JSONSchemaBench subset (Glaiveai2K, Github_easy, Github_medium, Snowplow,
@@ -23,7 +25,7 @@ from curriculum.json_tasks import generate_json_tasks
 from curriculum.linear_equations import generate_linear_tasks
 from curriculum.task import Task
 
-DEFAULT_LIMITS = {"synthetic": 300, "linear": 150, "gsm8k": 300}
+DEFAULT_LIMITS = {"synthetic": 300, "synthetic-schema": 300, "linear": 150, "gsm8k": 300}
 DEFAULT_JSONSCHEMABENCH_LIMIT = 200
 _SUBSETS = {s.lower(): s for s in JSONSCHEMABENCH_SUBSETS}
 
@@ -42,6 +44,8 @@ def load_set(name: str, limit: int | None = None, seed: int = 0, data_dir: str |
     n = limit if limit is not None else DEFAULT_LIMITS.get(name, DEFAULT_JSONSCHEMABENCH_LIMIT)
     if name == "synthetic":
         return generate_json_tasks(n, seed, "eval")
+    if name == "synthetic-schema":
+        return generate_json_tasks(n, seed, "eval", family="schema")
     if name == "linear":
         return generate_linear_tasks(n, seed, "eval")
     if name == "gsm8k":

@@ -75,7 +75,10 @@ class RolloutSection(Section):
     prompts_per_step: int = Field(4, ge=1)  # P
     group_size: int = Field(8, ge=2)        # G; the seed's num_generations
     temperature: float = Field(0.7, gt=0)   # > 0: identical greedy samples carry no signal
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: float = Field(1.0, gt=0, le=1)   # < 1 only for evaluation configs (see _combinations)
+    # How the vLLM engine serves the adapter (rollout.vllm_engine): auto = "unmerged" on CPU (exact,
+    # compiled), "request" on GPU (vLLM LoRA kernels); "merge" rounds W + dW to bf16 and loses most of it.
+    lora_mode: Literal["auto", "unmerged", "request", "merge"] = "auto"
     max_new_tokens: int = Field(256, ge=1)
     max_model_len: int = Field(1024, ge=2)  # prompt + completion, for the engine's KV cache
     think_prefill: bool = False             # think mode: the assistant turn starts with "<think>\n" (rollout.chat)
@@ -87,6 +90,8 @@ class DataSection(Section):
     num_tasks: int = Field(4000, ge=1)      # training pool, walked in a reshuffled order each epoch
     seed: int = 42                          # generator seed (the seed repo's data seed)
     tier_mix: dict[str, float] | None = None  # json only, e.g. {simple=0.2, medium=0.3, hard=0.5}
+    # json only: the share of the pool whose prompt gives the JSON Schema itself (curriculum.json_tasks "schema")
+    schema_prompt_share: float = Field(0.0, ge=0, le=1)
 
 
 class GRPOSection(Section):
@@ -144,10 +149,15 @@ class Config(Section):
         if r.max_new_tokens >= r.max_model_len:
             raise ValueError(f"rollout.max_new_tokens: {r.max_new_tokens} leaves no room for the prompt "
                              f"in rollout.max_model_len = {r.max_model_len}")
+        if self.data.schema_prompt_share > 0 and self.data.kind != "json":
+            raise ValueError("data.schema_prompt_share: only JSON tasks have schema prompts (data.kind = 'math')")
         if self.data.tier_mix is not None and self.data.kind != "json":
             raise ValueError("data.tier_mix: only JSON tasks have tiers (data.kind = 'math')")
         if self.model.load_in_4bit and self.model.dtype == "float32":
             raise ValueError("model.load_in_4bit: NF4 computes in bfloat16; set model.dtype = 'bfloat16'")
+        if r.top_p < 1 and self.run.mode == "grpo":
+            raise ValueError(f"rollout.top_p: {r.top_p} < 1 makes vLLM renormalise its logprobs over the nucleus "
+                             "while the trainer scores the full softmax, so the importance ratios would be wrong; use 1.0")
         if r.think_prefill and not self.reward.thinking:
             raise ValueError("rollout.think_prefill: opens a think block; it needs reward.thinking = true")
         if self.curriculum is not None and self.data.tier_mix is not None:

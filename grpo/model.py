@@ -99,3 +99,19 @@ def lora_in_base_dtype(model):
         return
     with torch.autocast(device, dtype=dtype), disable_input_dtype_casting(model):
         yield
+
+
+@torch.no_grad()
+def dequantized_base_weights(policy) -> dict[str, torch.Tensor]:
+    """{module name: [out, in] bf16 weight} of every NF4 linear, dequantised exactly as the trainer's
+    4-bit forward computes with it, keyed as in the checkpoint (for `VLLMEngine.set_base_weights`)."""
+    import bitsandbytes as bnb
+    base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+    out = {}
+    for name, module in base.named_modules():
+        layer = getattr(module, "base_layer", module)   # PEFT wraps adapted linears
+        weight = getattr(layer, "weight", None)
+        if isinstance(layer, bnb.nn.Linear4bit) and getattr(weight, "quant_state", None) is not None:
+            key = name.removesuffix(".base_layer")
+            out[key] = bnb.functional.dequantize_4bit(weight.data, weight.quant_state).to(torch.bfloat16).cpu()
+    return out

@@ -173,6 +173,7 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
     if micro and skipped_nonfinite < g.num_iterations:
         with timer("sync"):
             ctx.engine.set_adapter(ctx.policy)
+        metrics |= getattr(ctx.engine, "delivery", {})  # sync/delivered_fraction: read back from the engine
 
     num_train_tokens = sum(mb.num_tokens for mb in micro) * g.num_iterations
     metrics |= stats.means() | timer.metrics() | {

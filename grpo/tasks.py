@@ -45,7 +45,9 @@ def build_task_source(data_cfg, seed: int) -> TaskSource:
     """The training pool from the curriculum generators (`data.kind`)."""
     if data_cfg.kind == "json":
         from curriculum.json_tasks import generate_json_tasks
-        tasks = generate_json_tasks(data_cfg.num_tasks, data_cfg.seed, "train", data_cfg.tier_mix)
+        n_schema = round(data_cfg.num_tasks * data_cfg.schema_prompt_share)
+        tasks = (generate_json_tasks(data_cfg.num_tasks - n_schema, data_cfg.seed, "train", data_cfg.tier_mix)
+                 + generate_json_tasks(n_schema, data_cfg.seed, "train", data_cfg.tier_mix, family="schema"))
     else:
         from curriculum.linear_equations import generate_linear_tasks
         tasks = generate_linear_tasks(data_cfg.num_tasks, data_cfg.seed, "train")

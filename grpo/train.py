@@ -33,6 +33,7 @@ from grpo.optim import build_optimizer
 from grpo.stages import Stages, held_out_strict_pass, optimizer_horizon
 from grpo.step import RewardFn, StepContext, grpo_step, packed_token_budget
 from grpo.tasks import PromptRenderer, build_task_source
+from rollout.canary import lora_state
 
 
 def build_engine(cfg: Config, model_path: str, policy, tokenizer):
@@ -41,9 +42,14 @@ def build_engine(cfg: Config, model_path: str, policy, tokenizer):
         from rollout.hf_engine import HFEngine
         return HFEngine(policy, tokenizer)
     from rollout.vllm_engine import VLLMEngine
-    return VLLMEngine(model_path, max_lora_rank=cfg.lora.r, max_model_len=cfg.rollout.max_model_len,
-                      seed=cfg.run.seed, dtype=cfg.model.dtype,
-                      gpu_memory_utilization=cfg.rollout.gpu_memory_utilization)
+    engine = VLLMEngine(model_path, max_lora_rank=cfg.lora.r, max_model_len=cfg.rollout.max_model_len,
+                        seed=cfg.run.seed, dtype=cfg.model.dtype,
+                        lora_mode=None if cfg.rollout.lora_mode == "auto" else cfg.rollout.lora_mode,
+                        gpu_memory_utilization=cfg.rollout.gpu_memory_utilization)
+    if cfg.model.load_in_4bit:  # the engine samples from the same NF4-rounded base the trainer computes with
+        from grpo.model import dequantized_base_weights
+        engine.set_base_weights(dequantized_base_weights(policy))
+    return engine
 
 
 def default_reward_fn(cfg: Config) -> RewardFn:
@@ -135,11 +141,13 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
     bar = _progress(start_step, cfg.run.num_steps, quiet)
     try:
         for step in range(start_step + 1, cfg.run.num_steps + 1):
+            canary_due = cfg.run.canary_every and step % cfg.run.canary_every == 0
+            previous = lora_state(policy) if canary_due else None   # the adapter a stale engine would hold
             metrics, examples = grpo_step(ctx)
             totals["skipped_nonfinite"] += metrics["skipped/nonfinite"]
             totals["skipped_no_signal"] += metrics["skipped/no_signal"]
-            if cfg.run.canary_every and step % cfg.run.canary_every == 0:
-                metrics |= _canary(engine, policy, render(tasks.tasks[0]))
+            if canary_due:
+                metrics |= _canary(engine, policy, render(tasks.tasks[0]), previous, step)
             if stages:  # may switch the stage: config, task pool, optimizer (ctx is rebuilt)
                 ctx, change = _advance_curriculum(ctx, stages, step, metrics, custom_reward, run_dir)
                 if change is not None:
@@ -157,7 +165,8 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
                                             "curriculum": stages.state.to_dict() if stages else None},
                                            config_toml, keep_last=cfg.run.keep_last)
             summary["step"] = step
-            kept = ("reward", "pass/strict", "lr", "step_time_s", "tokens/generated", "canary/delivered", "curriculum/stage")
+            kept = ("reward", "pass/strict", "lr", "step_time_s", "tokens/generated", "canary/delivered", "curriculum/stage",
+                    "sync/delivered_fraction", "is/kl_sampler_trainer")
             summary["history"].append({k: v for k, v in metrics.items() if k in kept or k.startswith("time/")})
             bar.update(1)
             bar.set_postfix(reward=f"{metrics.get('reward', 0):.3f}", strict=f"{metrics.get('pass/strict', 0):.2f}",
@@ -205,6 +214,7 @@ def _line(step: int, num_steps: int, m: dict[str, float]) -> str:
     return (f"step {step:4d}/{num_steps} | reward {m.get('reward', float('nan')):.3f} "
             f"| strict {m.get('pass/strict', float('nan')):.2f} syntax {m.get('pass/syntax', float('nan')):.2f} "
             f"| zero-std {m['frac_reward_zero_std']:.2f} | kl {m.get('kl', 0.0):.4f} "
+            f"| sync {m.get('sync/delivered_fraction', float('nan')):.4f} kl_is {m.get('is/kl_sampler_trainer', float('nan')):.4f} "
             f"| {m['step_time_s']:.1f}s (" + " ".join(f"{k} {v:.1f}" for k, v in t.items()) + ")")
 
 
@@ -215,12 +225,13 @@ def _progress(start: int, total: int, quiet: bool):
                 dynamic_ncols=True)
 
 
-def _canary(engine, policy, prompt_ids: list[int]) -> dict[str, float]:
-    """Prove the engine samples from the adapter just handed to it (rollout.canary); warn if not."""
-    from rollout.canary import check_adapter
+def _canary(engine, policy, prompt_ids: list[int], previous, step: int) -> dict[str, float]:
+    """Prove the engine samples from the adapter just handed to it, not the base or the previous one
+    (rollout.canary). Training on samples from other weights is wasted compute: stop the run."""
+    from rollout.canary import CanaryError, check_adapter
     t0 = time.perf_counter()
-    result = check_adapter(engine, policy, prompt_ids)
-    if not result["canary/delivered"]:
-        print(f"warning: canary: the engine does not sample from the new adapter "
-              f"(engine-vs-trainer {result['canary/policy_diff']:.3f} nats, vs base {result['canary/base_diff']:.3f})")
+    result = check_adapter(engine, policy, prompt_ids, previous=previous)
+    reason = result.pop("reason")
+    if reason:
+        raise CanaryError(f"canary at step {step}: {reason}; the engine does not sample the policy being trained")
     return result | {"time/canary_s": time.perf_counter() - t0}

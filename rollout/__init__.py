@@ -5,9 +5,11 @@
   reference and fallback.
 - `rollout.models`: where weights come from (hub id, local folder, or the embedded SmolLM2-135M).
 - `rollout.chat`:   rendering (system, user) messages with the model's chat template (+ think prefill).
-- CPU speed-ups patched into vLLM, each measured against vLLM's own code: `rollout.merged_lora` (adapter
-  merged into the compiled engine's weights), `rollout.lora_fast_path` (single-adapter LoRA kernels),
-  `rollout.cpu_sampler` (inverse-CDF sampling).
+- CPU patches of vLLM, each measured against vLLM's own code: `rollout.unmerged_lora` (the adapter's
+  low-rank product beside each base GEMM of the compiled engine: exact, the CPU default),
+  `rollout.merged_lora` (adapter merged into the bf16 weights: an option, it rounds small updates away),
+  `rollout.lora_fast_path` (single-adapter LoRA kernels), `rollout.cpu_sampler` (inverse-CDF sampling).
+- `rollout.canary`: proves the engine samples the current adapter (not the base, the previous one, or part).
 
 Knows nothing of rewards, tasks or losses.
 """

@@ -14,10 +14,20 @@ from rollout.engine import Engine
 from rollout.types import Rollout, Sampling
 
 
+# Every logits processor `generate` would otherwise take from the model's generation_config (SmolLM2-style
+# checkpoints ship repetition_penalty, top_k, top_p, ...): set explicitly to "off", so the engine samples
+# softmax(logits / T) as the trainer scores it. transformers applies these kwargs after the model's values.
+NEUTRAL = dict(repetition_penalty=1.0, encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, typical_p=1.0,
+               min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0, top_k=0, bad_words_ids=None, suppress_tokens=None,
+               begin_suppress_tokens=None, forced_bos_token_id=None, forced_eos_token_id=None, sequence_bias=None)
+
+
 class HFEngine(Engine):
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.eos_ids = self._eos_ids()
+        # It samples the trainer's own weights: whatever the trainer holds is delivered, by construction.
+        self.delivery = {"sync/delivered_fraction": 1.0, "sync/delivered_fraction_min": 1.0, "sync/modules": 0.0}
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
@@ -43,9 +53,9 @@ class HFEngine(Engine):
         greedy = sampling.temperature <= 0
         kwargs = dict(do_sample=not greedy, max_new_tokens=sampling.max_tokens, min_new_tokens=sampling.min_tokens,
                       num_return_sequences=sampling.n, pad_token_id=pad, eos_token_id=sorted(self.eos_ids),
-                      output_scores=sampling.logprobs, return_dict_in_generate=True)
+                      output_scores=sampling.logprobs, return_dict_in_generate=True, **NEUTRAL)
         if not greedy:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
         was_training = self.model.training

@@ -20,10 +20,12 @@ Identity is kept in every case, so the compiled graph (which captured these obje
 weights. Fused layers (qkv_proj = [q; k; v], gate_up_proj = [gate; up]) are concatenations of the
 Hugging Face weights, merged one slice at a time.
 
-Numerics: the merged weight is rounded to the engine dtype (bf16), as in every merged-weight push.
-A delta much smaller than a bf16 ulp of W (the first steps of a LoRA) is partly rounded away; the
-sampler logprobs the engine returns are those of what it really ran, and the trainer's truncated
-importance sampling corrects for the difference. `rollout.canary` measures it during training.
+Numerics: the merged weight is rounded to the engine layer's dtype (bf16), as in every merged-weight
+push. Every element whose update is below half a bf16 step of W rounds back to W, so most of a small
+LoRA update never reaches the engine: a 25-step adapter of the main config was delivered at 0.42, a
+one-step one at 0.04-0.08. That is why this is an explicit option (`lora_mode = "merge"`) and the
+CPU default is `rollout.unmerged_lora`, which is exact. Each merge reports its delivered fraction
+<bf16(W + dW) - W, dW> / |dW|^2 and warns below 0.99.
 
 Base weights come from the model folder's safetensors (read once); the adapter from a PEFT folder.
 Only layers touched by the new or the previous adapter are rewritten.
@@ -31,6 +33,7 @@ Only layers touched by the new or the previous adapter are rewritten.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -58,28 +61,33 @@ def load_base_weights(model_path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def adapter_deltas(adapter_dir: str | Path) -> dict[str, torch.Tensor]:
-    """PEFT folder -> {module name: scaling * B @ A} in float32, module names as in the base checkpoint."""
+def read_adapter(adapter_dir: str | Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float]:
+    """PEFT folder -> ({module name: (A [r, in], B [out, r]) in float32}, scaling)."""
     from safetensors.torch import load_file
     adapter_dir = Path(adapter_dir)
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     r, alpha = config["r"], config["lora_alpha"]
     scaling = alpha / (r ** 0.5) if config.get("use_rslora") else alpha / r
     weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
-    deltas = {}
+    pairs = {}
     for key, a in weights.items():
-        if not key.endswith(".lora_A.weight"):
-            continue
-        module = key.removesuffix(".lora_A.weight").removeprefix("base_model.model.")
-        b = weights[key.replace(".lora_A.", ".lora_B.")]
-        deltas[module] = scaling * (b.float() @ a.float())      # [out, in]
-    return deltas
+        if key.endswith(".lora_A.weight"):
+            module = key.removesuffix(".lora_A.weight").removeprefix("base_model.model.")
+            pairs[module] = (a.float(), weights[key.replace(".lora_A.", ".lora_B.")].float())
+    return pairs, scaling
 
 
-def _write_packed(layer: Any, weight: torch.Tensor) -> None:
-    """Replace what `layer.cpu_linear` multiplies by with `weight` [out, in], keeping object identity."""
+def adapter_deltas(adapter_dir: str | Path) -> dict[str, torch.Tensor]:
+    """PEFT folder -> {module name: scaling * B @ A} in float32, module names as in the base checkpoint."""
+    pairs, scaling = read_adapter(adapter_dir)
+    return {module: scaling * (b @ a) for module, (a, b) in pairs.items()}      # [out, in]
+
+
+def _write_packed(layer: Any, weight: torch.Tensor, fn: Any = None) -> None:
+    """Replace what `layer.cpu_linear` (or `fn`, a GEMM closure made for the layer by vLLM's CPU dispatch)
+    multiplies by with `weight` [out, in], keeping object identity."""
     from vllm import _custom_ops as ops
-    fn = layer.cpu_linear
+    fn = fn or layer.cpu_linear
     cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in (fn.__closure__ or ()))))
     if "packed_weight" in cells:                                # sgl-kernel VNNI packing
         cells["packed_weight"].copy_(torch.ops._C.convert_weight_packed(weight))
@@ -102,13 +110,15 @@ class MergedLoRA:
         self.base = load_base_weights(model_path)
         self._touched: set[str] = set()      # vLLM modules whose weights differ from the base now
 
-    def apply(self, adapter_dir: str | Path | None) -> int:
-        """Merge `adapter_dir` (None: back to base weights). Returns how many linears were rewritten."""
+    def apply(self, adapter_dir: str | Path | None) -> dict[str, float]:
+        """Merge `adapter_dir` (None: back to base weights). Returns the delivery report of
+        `rollout.unmerged_lora.delivery_report`; raises if an adapter module found no engine layer."""
+        from rollout.unmerged_lora import delivery_report
         deltas = adapter_deltas(adapter_dir) if adapter_dir is not None else {}
         base, touched = self.base, self._touched
 
-        def merge(model) -> set[str]:
-            written = set()
+        def merge(model) -> tuple[set[str], dict[str, tuple[float, float]]]:
+            written, per_module = set(), {}
             for name, layer in model.named_modules():
                 if not hasattr(layer, "cpu_linear"):
                     continue
@@ -117,13 +127,30 @@ class MergedLoRA:
                     continue
                 if not all(s in base for s in sources):
                     raise RuntimeError(f"merged LoRA: no base weight for {name} (looked for {sources})")
-                parts = [(base[s].float() + deltas[s]) if s in deltas else base[s].float() for s in sources]
-                _write_packed(layer, torch.cat(parts).to(base[sources[0]].dtype))
+                dtype = layer.weight.dtype                      # the engine's dtype, not the checkpoint's
+                parts = []
+                for s in sources:
+                    w = base[s].float()
+                    if s not in deltas:
+                        parts.append(w.to(dtype))
+                        continue
+                    merged = (w + deltas[s]).to(dtype)
+                    delivered = merged.float() - w.to(dtype).float()
+                    per_module[s] = (float((delivered * deltas[s]).sum()), float(deltas[s].square().sum()))
+                    parts.append(merged)
+                _write_packed(layer, torch.cat(parts))
                 if any(s in deltas for s in sources):
                     written.add(name)
-            return written
+            return written, per_module
 
         with torch.no_grad():
-            written = self.llm.apply_model(merge)[0]
+            written, per_module = self.llm.apply_model(merge)[0]
+        missing = sorted(set(deltas) - set(per_module))
+        if missing:
+            raise RuntimeError(f"merged LoRA: {len(missing)} adapter modules have no engine layer, e.g. {missing[:3]}")
         self._touched = written
-        return len(written)
+        report = delivery_report(per_module)
+        if report["sync/delivered_fraction"] < 0.99:
+            warnings.warn(f"merged LoRA: bf16 rounding delivered only {report['sync/delivered_fraction']:.3f} of the "
+                          "adapter update to the engine; use lora_mode = \"unmerged\" (the CPU default) for exact delivery")
+        return report

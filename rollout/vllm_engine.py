@@ -9,12 +9,18 @@ Hot swap (`set_adapter`): the trainer's PEFT adapter is written to a RAM-backed 
 folder deleted, and the prefix cache is reset, so no KV block computed under old weights is
 reused. Every later `generate` samples from the newest adapter. `rollout.canary` proves it.
 
-Two ways to serve the adapter, chosen by `merge_lora` (default: merge on CPU, LoRA on GPU):
-- LoRA (`LoRARequest`, punica kernels): the adapter is registered as above. On GPU the kernels are
-  fast and CUDA graphs still work. On the CPU backend a LoRA-enabled engine runs uncompiled, at
+Three ways to serve the adapter, chosen by `lora_mode` (default: "unmerged" on CPU, "request" on GPU):
+- "unmerged" (`rollout.unmerged_lora`, CPU): the engine is built without vLLM's LoRA support
+  (compiled) and each linear layer runs base(x) + (x A^T) B^T beside its prepacked GEMM, as the
+  trainer's PEFT forward does; a swap copies A and B into buffers the compiled graph reads. Exact.
+- "request" (`LoRARequest`, punica kernels): the adapter is registered as above. On GPU the kernels
+  are fast and CUDA graphs still work. On the CPU backend a LoRA-enabled engine runs uncompiled, at
   about half the speed (`rollout.lora_fast_path` then makes the adapter itself nearly free).
-- merge (`rollout.merged_lora`): the engine is built without LoRA support (compiled) and each swap
-  writes W + (alpha/r) B A into its prepacked weights in place: base-model speed on CPU.
+- "merge" (`rollout.merged_lora`): W + (alpha/r) B A rounded to bf16 is written into the compiled
+  engine's weights. The rounding drops most of a small update (warned when < 99 % is delivered).
+
+Every swap measures what reached the engine (`delivery`: `sync/delivered_fraction`, read back from the
+engine's own buffers where it can be) and raises if an adapter module found no engine layer.
 
 Why in-process: `VLLM_ENABLE_V1_MULTIPROCESSING=0` keeps the engine core in this process, so the
 adapter never crosses a process boundary and there is no spawn start-up (or `__main__` guard
@@ -34,6 +40,9 @@ from rollout.engine import Engine
 from rollout.types import Rollout, Sampling
 
 log = logging.getLogger(__name__)
+
+LORA_MODES = ("unmerged", "request", "merge")
+MIN_DELIVERED = 0.99   # an exact mode below this is a bug, not rounding: the swap raises
 
 
 def _configure_env() -> None:
@@ -59,7 +68,7 @@ class VLLMEngine(Engine):
     def __init__(self, model_path: str, *, max_lora_rank: int = 16, max_model_len: int = 1024,
                  seed: int = 0, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.4,
                  enable_sleep_mode: bool = False, enable_lora: bool = True, fast_lora: bool = True,
-                 fast_sampler: bool = True, merge_lora: bool | None = None, max_num_seqs: int = 256,
+                 fast_sampler: bool = True, lora_mode: str | None = None, max_num_seqs: int = 256,
                  **engine_kwargs: Any):
         _configure_env()
         import torch
@@ -88,23 +97,36 @@ class VLLMEngine(Engine):
                 cpu_sampler.install()
             else:
                 cpu_sampler.uninstall()
-        self.merge_lora = enable_lora and (not on_gpu if merge_lora is None else merge_lora)
-        if enable_lora and not self.merge_lora:
+        lora_mode = lora_mode or ("request" if on_gpu else "unmerged")
+        if lora_mode not in LORA_MODES:
+            raise ValueError(f"lora_mode: {lora_mode!r} is not one of {', '.join(LORA_MODES)}")
+        if lora_mode == "unmerged" and on_gpu:
+            raise ValueError('lora_mode "unmerged" patches vLLM\'s CPU linears; on a GPU use "request"')
+        self.lora_mode = lora_mode if enable_lora else None
+        if self.lora_mode == "request":
             engine_kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
         self.fast_lora = False
-        if enable_lora and not self.merge_lora and fast_lora and not on_gpu:
+        if self.lora_mode == "request" and fast_lora and not on_gpu:
             from rollout import lora_fast_path
             self.fast_lora = lora_fast_path.install()
         self.enable_lora = enable_lora
         # Returned logprobs are those of the distribution actually sampled from (after temperature
         # and top-p): exactly the behaviour policy the trainer's importance ratio needs.
-        self.llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
-                       max_num_seqs=max_num_seqs, logprobs_mode="processed_logprobs", **engine_kwargs)
-        self.tokenizer = self.llm.get_tokenizer()
-        self._merger = None
-        if self.merge_lora:
+        kwargs = dict(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
+                      max_num_seqs=max_num_seqs, logprobs_mode="processed_logprobs", **engine_kwargs)
+        if self.lora_mode == "unmerged":
+            from rollout import unmerged_lora
+            with unmerged_lora.building(max_lora_rank):
+                self.llm = LLM(**kwargs)
+            self._writer = unmerged_lora.UnmergedLoRA(self.llm)
+        else:
+            self.llm = LLM(**kwargs)
+            self._writer = None
+        if self.lora_mode == "merge":
             from rollout.merged_lora import MergedLoRA
-            self._merger = MergedLoRA(self.llm, model_path)
+            self._writer = MergedLoRA(self.llm, model_path)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.delivery: dict[str, float] = {}   # what the last swap delivered (rollout.unmerged_lora.delivery_report)
         self._ids = itertools.count(1)
         self._lora = None                   # the LoRARequest every generate uses, or None (base weights)
         self._owned_dir: Path | None = None  # folder we wrote for the current adapter (deleted on swap)
@@ -138,7 +160,11 @@ class VLLMEngine(Engine):
     def set_adapter(self, peft_model: Any) -> None:
         folder = self._scratch / f"adapter-{next(self._ids)}"
         peft_model.save_pretrained(folder)  # adapter_config.json + adapter_model.safetensors, in RAM
-        self._swap(folder, owned=True)
+        try:
+            self._swap(folder, owned=True)
+        except BaseException:               # a failed swap must not leave its folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def _swap(self, folder: Path | None, *, owned: bool) -> None:
         from vllm.lora.request import LoRARequest
@@ -147,19 +173,55 @@ class VLLMEngine(Engine):
             raise RuntimeError("this VLLMEngine was built with enable_lora=False")
         old, old_dir = self._lora, self._owned_dir
         new = None
-        if self._merger is not None:        # merge mode: the weights change, no LoRA request
-            self._merger.apply(folder)
+        if self._writer is not None:        # unmerged / merge: the engine's tensors change, no LoRA request
+            self.delivery = self._writer.apply(folder)
             old = None
         elif folder is not None:
             lora_id = next(self._ids)
             new = LoRARequest(lora_name=f"policy-{lora_id}", lora_int_id=lora_id, lora_path=str(folder))
             self.llm.llm_engine.add_lora(new)  # loads now, so the first generate pays nothing extra
+            self.delivery = request_delivery(self.llm, new, folder)
+        else:
+            self.delivery = {"sync/delivered_fraction": 1.0, "sync/delivered_fraction_min": 1.0, "sync/modules": 0.0}
+        if self.lora_mode != "merge" and self.delivery["sync/delivered_fraction"] < MIN_DELIVERED:
+            raise RuntimeError(f"hot swap ({self.lora_mode}): only {self.delivery['sync/delivered_fraction']:.4f} of the "
+                               f"adapter reached the engine (worst module {self.delivery['sync/delivered_fraction_min']:.4f})")
         if old is not None:
             self.llm.llm_engine.remove_lora(old.lora_int_id)
         self.llm.reset_prefix_cache()          # no KV block computed under the old weights survives
         if old_dir is not None:
             shutil.rmtree(old_dir, ignore_errors=True)
         self._lora, self._owned_dir = new, (folder if owned else None)
+
+    def set_base_weights(self, weights: dict[str, Any]) -> None:
+        """Replace base weights ({Hugging Face module name: [out, in] tensor}), e.g. with the dequantised
+        NF4 weights a 4-bit trainer computes with, so both sides share one base. Adapters stay as they are."""
+        import torch
+
+        from rollout.merged_lora import _write_packed, hf_sources
+
+        def write(model) -> int:
+            count = 0
+            for name, layer in model.named_modules():
+                sources = hf_sources(name)
+                if not hasattr(layer, "weight") or not all(s in weights for s in sources):
+                    continue
+                dtype = layer.weight.dtype
+                fused = torch.cat([weights[s].to(dtype) for s in sources])
+                if hasattr(layer, "cpu_linear"):     # CPU: the prepacked base GEMM (inside the unmerged wrapper)
+                    _write_packed(layer, fused, layer.__dict__.get("grpo_lora", {}).get("base"))
+                else:
+                    layer.weight.data.copy_(fused.to(layer.weight.device))
+                count += len(sources)
+            return count
+
+        with torch.no_grad():
+            written = self.llm.apply_model(write)[0]
+        if written != len(weights):
+            raise RuntimeError(f"set_base_weights: {len(weights) - written} of {len(weights)} weights found no engine layer")
+        if self.lora_mode == "merge":
+            self._writer.base.update({k: v.to(torch.bfloat16) for k, v in weights.items()})
+        self.llm.reset_prefix_cache()
 
     # ---- GPU memory -------------------------------------------------------------------------
     def sleep(self) -> None:
@@ -173,7 +235,7 @@ class VLLMEngine(Engine):
             self.llm.wake_up()
 
     def registered_adapters(self) -> set[int]:
-        return set(self.llm.llm_engine.list_loras()) if self.enable_lora and not self.merge_lora else set()
+        return set(self.llm.llm_engine.list_loras()) if self.lora_mode == "request" else set()
 
     def close(self) -> None:
         if getattr(self, "llm", None) is None:
@@ -183,3 +245,42 @@ class VLLMEngine(Engine):
         self.llm = None
         import gc
         gc.collect()
+
+
+def request_delivery(llm: Any, request: Any, folder: Path) -> dict[str, float]:
+    """Delivered fraction of a LoRA request, read back from the slot vLLM's LoRA layers hold it in.
+
+    vLLM activates an adapter into a slot at the first step that uses it, so one token is generated
+    first. With `max_loras=1` the adapter sits in slot 0; its scaling is folded into B at load time.
+    """
+    import torch
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from rollout.merged_lora import hf_sources
+    from rollout.merged_lora import read_adapter
+    from rollout.unmerged_lora import delivery_report, lowrank_inner
+
+    pairs, scaling = read_adapter(folder)
+    llm.generate([TokensPrompt(prompt_token_ids=[0])], SamplingParams(max_tokens=1), lora_request=request,
+                 use_tqdm=False)
+
+    def read(model) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name, layer in model.named_modules():
+            if not hasattr(layer, "lora_a_stacked"):
+                continue
+            for s, source in enumerate(hf_sources(name)):
+                if source in pairs and s < len(layer.lora_a_stacked):
+                    A, B = pairs[source]
+                    a_e = layer.lora_a_stacked[s][0, 0, :A.shape[0], :A.shape[1]].float().cpu()
+                    b_e = layer.lora_b_stacked[s][0, 0, :B.shape[0], :A.shape[0]].float().cpu()
+                    out[source] = (lowrank_inner(b_e, a_e, scaling * B, A), scaling ** 2 * lowrank_inner(B, A, B, A))
+        return out
+
+    with torch.no_grad():
+        per_module = llm.apply_model(read)[0]
+    missing = sorted(set(pairs) - set(per_module))
+    if missing:
+        raise RuntimeError(f"LoRA request: {len(missing)} adapter modules have no engine layer, e.g. {missing[:3]}")
+    return delivery_report(per_module)

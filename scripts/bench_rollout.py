@@ -3,21 +3,26 @@
 What is measured (one process, one run, so the ratios share the machine's state):
 - `hf_lora`          transformers `generate`, PEFT LoRA r16 on all 7 projections (the reference)
 - `vllm_base`        vLLM engine built without LoRA support (compiled), base weights
-- `vllm_merged`      the same kind of engine with the adapter merged into its weights at each swap
-                     (`rollout.merged_lora`; what training uses on CPU)
+- `vllm_unmerged`    the same kind of engine (compiled) with the adapter's low-rank product beside each
+                     base GEMM (`rollout.unmerged_lora`; exact; what training uses on CPU)
+- `vllm_merged`      the same kind of engine with the adapter merged into its bf16 weights at each swap
+                     (`rollout.merged_lora`, `lora_mode = "merge"`: rounds most of a small update away)
 - `vllm_lora_base`   a LoRA-enabled engine (vLLM runs it uncompiled on CPU) generating with no adapter
 - `vllm_lora`        that engine with the adapter through `rollout.lora_fast_path`
 - `vllm_lora_slow`   the same with vLLM's own CPU LoRA ops (first round only: it is slow)
-- `swap_s`           hot swap into the merged engine = adapter save to RAM + merge + first token
-                     (`swap_s_lora`: the same into the LoRA engine: save + register + remove old)
+- `swap_s`           hot swap into the unmerged engine = adapter save to RAM + buffer writes + delivery
+                     read-back + first token (`swap_s_merged`, `swap_s_lora`: the same for the other modes)
+- `delivered_fraction` <dW_engine, dW> / |dW|^2 over every adapted module, read back from each engine
+                     after loading an adapter with |B| ~ 1e-4 (about one Adam step at lr 1e-4)
 
 Workload: one chat prompt, n completions forced to exactly max_tokens (min_tokens = max_tokens) so
 every engine generates the same number of tokens. vLLM variants are interleaved over `--reps`
 rounds and the median taken, because this 2-core machine is noisy. The roof is the smaller of the
 bf16 matmul roof (measured here on a large GEMM / FLOPs per token) and the weight-streaming roof
 (bytes of weights per decode step / measured copy bandwidth, times the batch). The headline ratios
-(`lora_vs_hf`, `lora_vs_base`, `swap_share`, `roof_fraction`) are for the merged engine, the path
-training uses; `lora_engine_vs_base` and `fast_vs_slow_lora` describe the LoRA-request path.
+(`lora_vs_hf`, `lora_vs_base`, `swap_share`, `roof_fraction`, `delivered_fraction`) are for the unmerged
+engine, the path training uses; `merged_vs_base` and `delivered_fraction_merged` for the merge option;
+`lora_engine_vs_base` and `fast_vs_slow_lora` describe the LoRA-request path.
 
 Usage: python scripts/bench_rollout.py [--n 64] [--max-tokens 128] [--reps 3] [--out benchmarks/rollout.json]
 """
@@ -101,15 +106,24 @@ def main() -> None:
     peft_model = random_lora(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16),
                              rank=args.rank, scale=0.002)
     num_params = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" not in n)
-    results: dict[str, list[float]] = {k: [] for k in ("vllm_base", "vllm_merged", "vllm_lora_base", "vllm_lora",
-                                                       "vllm_lora_slow")}
+    # A freshly trained adapter: |B| ~ 1e-4, where bf16 merging loses the most.
+    small_lora = random_lora(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16),
+                             rank=args.rank, scale=1e-4, seed=1)
+    results: dict[str, list[float]] = {k: [] for k in ("vllm_base", "vllm_unmerged", "vllm_merged", "vllm_lora_base",
+                                                       "vllm_lora", "vllm_lora_slow")}
 
     print("building engines ...", flush=True)
     base_engine = VLLMEngine(model_path, enable_lora=False, max_model_len=1024, seed=0)
-    merged_engine = VLLMEngine(model_path, max_lora_rank=args.rank, max_model_len=1024, seed=0, merge_lora=True)
-    lora_engine = VLLMEngine(model_path, max_lora_rank=args.rank, max_model_len=1024, seed=0, merge_lora=False)
-    for e in (base_engine, merged_engine, lora_engine):
+    unmerged_engine = VLLMEngine(model_path, max_lora_rank=args.rank, max_model_len=1024, seed=0, lora_mode="unmerged")
+    merged_engine = VLLMEngine(model_path, max_lora_rank=args.rank, max_model_len=1024, seed=0, lora_mode="merge")
+    lora_engine = VLLMEngine(model_path, max_lora_rank=args.rank, max_model_len=1024, seed=0, lora_mode="request")
+    engines = (base_engine, unmerged_engine, merged_engine, lora_engine)
+    for e in engines:
         e.generate([prompt], warm)
+    delivered = {}
+    for name, e in (("unmerged", unmerged_engine), ("merged", merged_engine), ("lora", lora_engine)):
+        e.set_adapter(small_lora)
+        delivered[name] = e.delivery
 
     def swap_seconds(engine) -> list[float]:
         """Hot-swap cost: save + load (merge or register) + remove previous + first token, 5 times."""
@@ -121,9 +135,10 @@ def main() -> None:
             out.append(time.perf_counter() - t0)
         return out
 
-    swap_s, swap_s_lora = swap_seconds(merged_engine), swap_seconds(lora_engine)
+    swap_s, swap_s_merged, swap_s_lora = (swap_seconds(e) for e in (unmerged_engine, merged_engine, lora_engine))
     for rep in range(args.reps):
         results["vllm_base"].append(tokens_per_s(base_engine, prompt, sampling))
+        results["vllm_unmerged"].append(tokens_per_s(unmerged_engine, prompt, sampling))
         results["vllm_merged"].append(tokens_per_s(merged_engine, prompt, sampling))
         lora_engine.load_adapter(None)
         results["vllm_lora_base"].append(tokens_per_s(lora_engine, prompt, sampling))
@@ -134,8 +149,8 @@ def main() -> None:
             results["vllm_lora_slow"].append(tokens_per_s(lora_engine, prompt, sampling))
             lora_fast_path.install()
         print(f"round {rep + 1}/{args.reps}: " + "  ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()), flush=True)
-    rollout_s = args.n * args.max_tokens / statistics.median(results["vllm_merged"])
-    for e in (base_engine, merged_engine, lora_engine):
+    rollout_s = args.n * args.max_tokens / statistics.median(results["vllm_unmerged"])
+    for e in engines:
         e.close()
 
     if not args.skip_hf:
@@ -150,19 +165,24 @@ def main() -> None:
 
     tok_per_s = {k: statistics.median(v) for k, v in results.items()}
     swap = statistics.median(swap_s)
-    ratios = {"lora_vs_base": tok_per_s["vllm_merged"] / tok_per_s["vllm_base"],
+    ratios = {"lora_vs_base": tok_per_s["vllm_unmerged"] / tok_per_s["vllm_base"],
               "swap_share": swap / rollout_s,
-              "roof_fraction": tok_per_s["vllm_merged"] / roof["roof_tok_per_s"],
+              "roof_fraction": tok_per_s["vllm_unmerged"] / roof["roof_tok_per_s"],
+              "delivered_fraction": delivered["unmerged"]["sync/delivered_fraction"],
+              "merged_vs_base": tok_per_s["vllm_merged"] / tok_per_s["vllm_base"],
+              "unmerged_vs_merged": tok_per_s["vllm_unmerged"] / tok_per_s["vllm_merged"],
+              "delivered_fraction_merged": delivered["merged"]["sync/delivered_fraction"],
+              "delivered_fraction_lora": delivered["lora"]["sync/delivered_fraction"],
               "lora_engine_vs_base": tok_per_s["vllm_lora"] / tok_per_s["vllm_base"],
               "fast_vs_slow_lora": tok_per_s["vllm_lora"] / tok_per_s["vllm_lora_slow"]}
     if "hf_lora" in tok_per_s:
-        ratios["lora_vs_hf"] = tok_per_s["vllm_merged"] / tok_per_s["hf_lora"]
+        ratios["lora_vs_hf"] = tok_per_s["vllm_unmerged"] / tok_per_s["hf_lora"]
 
     print(f"\n{'engine':<16}{'tok/s':>10}")
     for k, v in tok_per_s.items():
         print(f"{k:<16}{v:>10.1f}")
     print(f"hot swap {swap * 1000:.0f} ms = {ratios['swap_share']:.2%} of a {rollout_s:.1f} s rollout")
-    print(f"roof {roof['roof_tok_per_s']:.0f} tok/s; the merged engine reaches {ratios['roof_fraction']:.1%}")
+    print(f"roof {roof['roof_tok_per_s']:.0f} tok/s; the unmerged engine reaches {ratios['roof_fraction']:.1%}")
     for k, v in ratios.items():
         print(f"{k:<20}{v:>8.3f}")
 
@@ -175,7 +195,9 @@ def main() -> None:
                         "max_tokens": args.max_tokens, "forced_length": True, "temperature": args.temperature,
                         "lora_rank": args.rank, "lora_targets": "q,k,v,o,gate,up,down", "reps": args.reps},
            "tok_per_s": tok_per_s, "tok_per_s_all": results, "swap_s": swap, "swap_s_all": swap_s,
+           "swap_s_merged": statistics.median(swap_s_merged), "swap_s_merged_all": swap_s_merged,
            "swap_s_lora": statistics.median(swap_s_lora), "swap_s_lora_all": swap_s_lora,
+           "delivery": delivered, "delivery_adapter": "random_lora(rank, scale=1e-4, seed=1): |B| ~ 1e-4",
            "rollout_s": rollout_s, "roof": roof, "ratios": ratios}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")

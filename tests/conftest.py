@@ -27,10 +27,19 @@ def tiny_model_path(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_vllm(tiny_model_path):
-    """The engine training uses on CPU: compiled, adapters merged into its weights at each swap."""
+    """The engine training uses on CPU: compiled, the adapter's low-rank product beside each base GEMM."""
     from rollout.vllm_engine import VLLMEngine
     engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0)
-    assert engine.merge_lora
+    assert engine.lora_mode == "unmerged"
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm_merge(tiny_model_path):
+    """The explicit merge option: W + dW rounded to bf16 in the compiled engine's weights."""
+    from rollout.vllm_engine import VLLMEngine
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, lora_mode="merge")
     yield engine
     engine.close()
 
@@ -39,12 +48,13 @@ def tiny_vllm(tiny_model_path):
 def tiny_vllm_lora(tiny_model_path):
     """The LoRA-request engine (GPU default; uncompiled on CPU, with rollout.lora_fast_path)."""
     from rollout.vllm_engine import VLLMEngine
-    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, merge_lora=False)
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, lora_mode="request")
     yield engine
     engine.close()
 
 
-@pytest.fixture(params=["merge", "lora"])
+@pytest.fixture(params=["unmerged", "merge", "request"])
 def swap_engine(request):
-    """Each hot-swap test runs against both ways of serving the adapter."""
-    return request.getfixturevalue("tiny_vllm" if request.param == "merge" else "tiny_vllm_lora")
+    """Each hot-swap test runs against every way of serving the adapter."""
+    return request.getfixturevalue({"unmerged": "tiny_vllm", "merge": "tiny_vllm_merge",
+                                    "request": "tiny_vllm_lora"}[request.param])

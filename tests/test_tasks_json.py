@@ -123,3 +123,34 @@ def test_system_prompts_ask_for_one_json_block_and_avoid_the_parroted_placeholde
     assert "Answer:" in system_prompt("math", False)
     with pytest.raises(ValueError):
         system_prompt("poetry", False)
+
+
+SCHEMA_TRAIN = generate_json_tasks(300, seed=11, split="train", family="schema")
+SCHEMA_EVAL = generate_json_tasks(300, seed=11, split="eval", family="schema")
+
+
+def test_schema_family_prompts_carry_their_own_schema_and_gold_still_validates():
+    for t in SCHEMA_TRAIN + SCHEMA_EVAL:
+        minified = json.dumps(t.schema, separators=(",", ":"), ensure_ascii=False)
+        assert minified in t.prompt, f"{t.id}: the prompt must show the task's schema"
+        assert t.source == "synthetic-schema" and t.id.startswith("json-schema/") and t.meta["family"] == "schema"
+        assert validate(t.gold, t.schema)[0]
+    assert {t.tier for t in SCHEMA_EVAL} == set(TIERS)
+    phrasings = Counter(t.prompt.split("\n")[0][:30] for t in SCHEMA_TRAIN if not t.prompt.startswith(("{", "[")))
+    assert len(phrasings) >= 3, "several instruction phrasings, not one"
+
+
+def test_schema_family_eval_prompts_never_occur_in_training():
+    train = generate_json_tasks(2000, seed=42, split="train", family="schema")
+    held_out = generate_json_tasks(300, seed=0, split="eval", family="schema")
+    assert not {t.prompt for t in train} & {t.prompt for t in held_out}
+    nl = generate_json_tasks(300, seed=11, split="train")
+    assert not {t.prompt for t in nl} & {t.prompt for t in SCHEMA_TRAIN}, "the families are different tasks"
+
+
+def test_training_pool_mixes_the_families_by_schema_prompt_share():
+    from grpo.config import config_from_dict
+    from grpo.tasks import build_task_source
+    cfg = config_from_dict({"data": {"num_tasks": 200, "schema_prompt_share": 0.25}})
+    sources = Counter(t.source for t in build_task_source(cfg.data, seed=0).tasks)
+    assert sources == {"synthetic": 150, "synthetic-schema": 50}
