@@ -257,8 +257,7 @@ def request_delivery(llm: Any, request: Any, folder: Path) -> dict[str, float]:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from rollout.merged_lora import hf_sources
-    from rollout.merged_lora import read_adapter
+    from rollout.merged_lora import hf_sources, read_adapter
     from rollout.unmerged_lora import delivery_report, lowrank_inner
 
     pairs, scaling = read_adapter(folder)
