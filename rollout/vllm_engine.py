@@ -116,6 +116,9 @@ class VLLMEngine(Engine):
                       max_num_seqs=max_num_seqs, logprobs_mode="processed_logprobs", **engine_kwargs)
         if self.lora_mode == "unmerged":
             from rollout import unmerged_lora
+            # A factor of vLLM's compile-cache key: the graph of a base-weight engine of the same model
+            # (no low-rank ops) must never be loaded into this one, nor this graph into it.
+            kwargs["additional_config"] = {**kwargs.get("additional_config", {}), "grpo_unmerged_lora_rank": max_lora_rank}
             with unmerged_lora.building(max_lora_rank):
                 self.llm = LLM(**kwargs)
             self._writer = unmerged_lora.UnmergedLoRA(self.llm)

@@ -43,42 +43,46 @@ def make_model(folder: Path, tokenizer_dir: str) -> Path:
     return folder
 
 
-def run(model_dir: Path, out_dir: Path, nf4: bool) -> dict:
+def run(model_dir: Path, out_dir: Path, nf4: bool, device: str, steps: int) -> dict:
     from grpo.config import config_from_dict
     from grpo.train import train
     cfg = config_from_dict({
-        "run": {"name": "nf4" if nf4 else "bf16", "out_dir": str(out_dir), "num_steps": 5, "save_every": 5,
+        "run": {"name": "nf4" if nf4 else "bf16", "out_dir": str(out_dir), "num_steps": steps, "save_every": steps,
                 "canary_every": 1, "tensorboard": False, "seed": 0},
-        "model": {"path": str(model_dir), "dtype": "bfloat16", "load_in_4bit": nf4, "device": "cuda"},
+        "model": {"path": str(model_dir), "dtype": "bfloat16", "load_in_4bit": nf4, "device": device},
         "rollout": {"engine": "hf", "prompts_per_step": 4, "group_size": 8, "max_new_tokens": 64, "temperature": 1.0},
         "data": {"kind": "json", "num_tasks": 64, "tier_mix": {"simple": 1.0, "medium": 0.0, "hard": 0.0}},
         "grpo": {"beta": 0.04, "zero_variance": "keep", "micro_batch_size": 8},
         "optim": {"lr": 1e-3}}, source="gpu_check")
-    torch.cuda.reset_peak_memory_stats()
+    cuda = device == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     summary = train(cfg, quiet=False)
-    steps = [{k: v for k, v in h.items() if k in KEEP} for h in summary["history"]]
-    return {"wall_s": time.perf_counter() - t0, "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30,
-            "steps": steps}
+    return {"wall_s": time.perf_counter() - t0,
+            "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            "steps": [{k: v for k, v in h.items() if k in KEEP} for h in summary["history"]]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokenizer", default=".gpu-carry/tokenizer")
     ap.add_argument("--out", default="benchmarks/gpu_check.json")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--device", default="cuda", help="cpu: a smoke test of this script where there is no GPU")
     args = ap.parse_args()
     doc = {"bench": "gpu_check", "cuda": torch.cuda.is_available(), "torch": torch.__version__,
            "python": platform.python_version()}
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_check: torch sees no CUDA device")
-    doc["device"] = torch.cuda.get_device_name(0)
+    doc["device"] = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu (smoke test)"
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = make_model(Path(tmp) / "model", args.tokenizer)
         for name, nf4 in (("bf16", False), ("nf4", True)):
             try:
                 if nf4:
                     import bitsandbytes  # noqa: F401
-                doc[name] = run(model_dir, Path(tmp) / "runs", nf4)
+                doc[name] = run(model_dir, Path(tmp) / "runs", nf4, args.device, args.steps)
             except Exception as e:  # one precision failing must not hide the other's figures
                 doc[name] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
             print(json.dumps({name: doc[name]}, indent=1), flush=True)
