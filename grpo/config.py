@@ -45,6 +45,8 @@ class RunSection(Section):
     sample_every: int = Field(10, ge=1)  # completions as text to TensorBoard
     num_samples_logged: int = Field(4, ge=0)
     canary_every: int = Field(10, ge=0)  # engine-vs-trainer logprob check after the swap (rollout.canary); 0 = never
+    probe_every: int = Field(0, ge=0)    # held-out greedy strict pass every N steps (grpo/probe.py); 0 = never
+    probe_prompts: int = Field(30, ge=1)  # size of that fixed held-out probe
     num_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 = torch's default
     tensorboard: bool = True
 

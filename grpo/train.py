@@ -30,6 +30,7 @@ from grpo.config import Config, ConfigError, dump_toml
 from grpo.model import count_parameters, load_policy
 from grpo.monitor import Monitor, NullMonitor
 from grpo.optim import build_optimizer
+from grpo.probe import probe_pass, probe_tasks
 from grpo.stages import Stages, held_out_strict_pass, optimizer_horizon
 from grpo.step import RewardFn, StepContext, grpo_step, packed_token_budget
 from grpo.tasks import PromptRenderer, build_task_source
@@ -137,6 +138,7 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
     ctx = StepContext(cfg=step_cfg, policy=policy, optimizer=optimizer, scheduler=scheduler, engine=engine,
                       tasks=tasks, render=render, reward_fn=reward_fn, pad_id=tokenizer.pad_token_id)
     monitor = Monitor(run_dir / "tb") if cfg.run.tensorboard else NullMonitor()
+    probe = probe_tasks(cfg) if cfg.run.probe_every else []
     summary: dict[str, Any] = {"step": start_step, "resumed_from": start_step, "history": [], "stage_changes": []}
     bar = _progress(start_step, cfg.run.num_steps, quiet)
     try:
@@ -148,6 +150,8 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
             totals["skipped_no_signal"] += metrics["skipped/no_signal"]
             if canary_due:
                 metrics |= _canary(engine, policy, render(tasks.tasks[0]), previous, step)
+            if probe and step % cfg.run.probe_every == 0:  # the learning curve on held-out prompts
+                metrics |= probe_pass(engine, render, ctx.reward_fn, probe, cfg.rollout.max_new_tokens)
             if stages:  # may switch the stage: config, task pool, optimizer (ctx is rebuilt)
                 ctx, change = _advance_curriculum(ctx, stages, step, metrics, custom_reward, run_dir)
                 if change is not None:
@@ -166,7 +170,7 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
                                            config_toml, keep_last=cfg.run.keep_last)
             summary["step"] = step
             kept = ("reward", "pass/strict", "lr", "step_time_s", "tokens/generated", "canary/delivered", "curriculum/stage",
-                    "sync/delivered_fraction", "is/kl_sampler_trainer")
+                    "sync/delivered_fraction", "is/kl_sampler_trainer", "probe/strict", "probe/syntax")
             summary["history"].append({k: v for k, v in metrics.items() if k in kept or k.startswith("time/")})
             bar.update(1)
             bar.set_postfix(reward=f"{metrics.get('reward', 0):.3f}", strict=f"{metrics.get('pass/strict', 0):.2f}",
@@ -215,7 +219,8 @@ def _line(step: int, num_steps: int, m: dict[str, float]) -> str:
             f"| strict {m.get('pass/strict', float('nan')):.2f} syntax {m.get('pass/syntax', float('nan')):.2f} "
             f"| zero-std {m['frac_reward_zero_std']:.2f} | kl {m.get('kl', 0.0):.4f} "
             f"| sync {m.get('sync/delivered_fraction', float('nan')):.4f} kl_is {m.get('is/kl_sampler_trainer', float('nan')):.4f} "
-            f"| {m['step_time_s']:.1f}s (" + " ".join(f"{k} {v:.1f}" for k, v in t.items()) + ")")
+            + (f"| probe strict {m['probe/strict']:.2f} " if "probe/strict" in m else "")
+            + f"| {m['step_time_s']:.1f}s (" + " ".join(f"{k} {v:.1f}" for k, v in t.items()) + ")")
 
 
 def _progress(start: int, total: int, quiet: bool):
