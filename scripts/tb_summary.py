@@ -18,7 +18,8 @@ PLOTTED = [("reward", "reward (weighted total)"), ("pass/strict", "strict pass (
            ("pass/syntax", "syntax pass (parses)"), ("pass/format", "format pass (```json fence)")]
 SUMMARISED = [k for k, _ in PLOTTED] + ["reward/schema", "reward/validity", "completions/mean_length",
                                         "frac_reward_zero_std", "kl", "entropy", "step_time_s",
-                                        "time/generate_s", "time/train_s", "time/sync_s", "tokens/generated_per_s"]
+                                        "time/generate_s", "time/train_s", "time/sync_s", "tokens/generated_per_s",
+                                        "sync/delivered_fraction", "is/kl_sampler_trainer", "probe/strict"]
 
 
 def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:

@@ -68,11 +68,12 @@ def test_canary_fails_when_the_engine_keeps_the_previous_adapter(tiny_vllm, tiny
 
 
 def _write_half(engine, monkeypatch):
-    """Make the engine's swaps silently drop the packed writes of its second layer (a partial delivery
-    bug); the swap's read-back goes through the kernels, so it sees what really is there."""
+    """Make the engine's swaps silently drop the packed writes of half its adapted layers (o_proj and
+    down_proj of every block: a partial delivery bug); the swap's read-back goes through the kernels,
+    so it sees what really is there."""
     from rollout import unmerged_lora
-    dropped = engine.llm.apply_model(lambda model: {id(h) for n, m in model.named_modules() if ".layers.1." in n
-                                                    and "grpo_lora" in m.__dict__
+    dropped = engine.llm.apply_model(lambda model: {id(h) for n, m in model.named_modules()
+                                                    if n.endswith(("o_proj", "down_proj")) and "grpo_lora" in m.__dict__
                                                     for h in (m.grpo_lora["shrink"], m.grpo_lora["expand"])})[0]
     write = unmerged_lora._Packed.write
     monkeypatch.setattr(unmerged_lora._Packed, "write", lambda self, w: None if id(self) in dropped else write(self, w))
@@ -86,8 +87,9 @@ def test_half_delivered_adapter_raises_at_the_swap_and_fails_the_canary(tiny_vll
             tiny_vllm.set_adapter(peft_model)
         assert 0.2 < tiny_vllm.delivery["sync/delivered_fraction"] < 0.8, tiny_vllm.delivery
         assert tiny_vllm.delivery["sync/delivered_fraction_min"] == pytest.approx(0.0, abs=1e-6)
+        assert tiny_vllm.delivery["sync/modules"] == 14, "every adapted module is read back, written or not"
         report = check_adapter(tiny_vllm, peft_model, _prompt(tiny_vllm))   # what a run that ignored it would sample
-        assert report["canary/delivered"] == 0.0 and report["reason"], report
+        assert report["canary/delivered"] == 0.0 and report["reason"], {k: v for k, v in report.items() if "toward" in k}
     finally:
         monkeypatch.undo()
         tiny_vllm.load_adapter(None)
