@@ -21,8 +21,8 @@ covers that case.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable
 
 import torch
 
@@ -80,9 +80,11 @@ def toward(engine_lp: torch.Tensor, policy_lp: torch.Tensor, candidate_lp: torch
 
 def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
                   previous: dict[str, torch.Tensor] | None = None, num_samples: int = 8,
-                  num_tokens: int = 32) -> dict:
+                  num_tokens: int = 32, forward_context: Callable[[], Any] = nullcontext) -> dict:
     """Score engine samples under the current, previous and base weights. Returns metrics and `reason`
-    ("" when delivered). `previous`: `lora_state(peft_model)` taken before the last update."""
+    ("" when delivered). `previous`: `lora_state(peft_model)` taken before the last update.
+    `forward_context`: how the trainer's loss forward runs (grpo: LoRA matmuls in bf16 under autocast),
+    so the canary compares the engine with the policy the trainer really computes, not its fp32 masters."""
     rollouts = engine.generate([prompt_ids], Sampling(n=num_samples, temperature=1.0, max_tokens=num_tokens,
                                                       logprobs=True))
     engine_lp = torch.cat([torch.tensor(r.logprobs) for r in rollouts])
@@ -90,7 +92,8 @@ def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
     peft_model.eval()
 
     def score() -> torch.Tensor:
-        return torch.cat([_forward_logprobs(peft_model, prompt_ids, r.completion_ids) for r in rollouts])
+        with forward_context():
+            return torch.cat([_forward_logprobs(peft_model, prompt_ids, r.completion_ids) for r in rollouts])
 
     try:
         candidates = {"policy": score()}

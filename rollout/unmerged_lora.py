@@ -61,7 +61,8 @@ class _Packed(torch.nn.Module):
 
     def write(self, weight: torch.Tensor) -> None:
         from rollout.merged_lora import _write_packed
-        _write_packed(self, weight)
+        self.weight.data.copy_(weight)          # packed from a tensor that lives as long as the kernel
+        _write_packed(self, self.weight.data)
 
     def read(self) -> torch.Tensor:
         """The weight as the kernel multiplies by it: the kernel applied to the identity (exact in bf16)."""
