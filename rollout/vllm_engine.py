@@ -12,7 +12,7 @@ reused. Every later `generate` samples from the newest adapter. `rollout.canary`
 Three ways to serve the adapter, chosen by `lora_mode` (default: "unmerged" on CPU, "request" on GPU):
 - "unmerged" (`rollout.unmerged_lora`, CPU): the engine is built without vLLM's LoRA support
   (compiled) and each linear layer runs base(x) + (x A^T) B^T beside its prepacked GEMM, as the
-  trainer's PEFT forward does; a swap copies A and B into buffers the compiled graph reads. Exact.
+  trainer's PEFT forward does; a swap rewrites the packed A and B the compiled graph calls. Exact.
 - "request" (`LoRARequest`, punica kernels): the adapter is registered as above. On GPU the kernels
   are fast and CUDA graphs still work. On the CPU backend a LoRA-enabled engine runs uncompiled, at
   about half the speed (`rollout.lora_fast_path` then makes the adapter itself nearly free).

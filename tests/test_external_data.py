@@ -56,8 +56,8 @@ def test_training_generators_never_return_external_tasks():
 
 def test_trainer_task_source_uses_only_the_synthetic_generators():
     from grpo.tasks import build_task_source
-    for kind in ("json", "math"):
-        cfg = SimpleNamespace(kind=kind, num_tasks=40, seed=0, tier_mix=None)
+    for kind, share in (("json", 0.0), ("json", 0.5), ("math", 0.0)):   # 0.5: both JSON task families
+        cfg = SimpleNamespace(kind=kind, num_tasks=40, seed=0, tier_mix=None, schema_prompt_share=share)
         source = build_task_source(cfg, seed=0)
         assert not any(is_external(t) for t in source.tasks), f"{kind} training pool holds an external task"
 
