@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from rollout.engine import Engine
+from rollout.unmerged_lora import delivery_report
 from rollout.types import Rollout, Sampling
 
 
@@ -27,7 +28,7 @@ class HFEngine(Engine):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.eos_ids = self._eos_ids()
         # It samples the trainer's own weights: whatever the trainer holds is delivered, by construction.
-        self.delivery = {"sync/delivered_fraction": 1.0, "sync/delivered_fraction_min": 1.0, "sync/modules": 0.0}
+        self.delivery = delivery_report({})
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id

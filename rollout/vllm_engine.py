@@ -185,7 +185,8 @@ class VLLMEngine(Engine):
             self.llm.llm_engine.add_lora(new)  # loads now, so the first generate pays nothing extra
             self.delivery = request_delivery(self.llm, new, folder)
         else:
-            self.delivery = {"sync/delivered_fraction": 1.0, "sync/delivered_fraction_min": 1.0, "sync/modules": 0.0}
+            from rollout.unmerged_lora import delivery_report
+            self.delivery = delivery_report({})      # base weights: nothing to deliver
         if self.lora_mode != "merge" and self.delivery["sync/delivered_fraction"] < MIN_DELIVERED:
             raise RuntimeError(f"hot swap ({self.lora_mode}): only {self.delivery['sync/delivered_fraction']:.4f} of the "
                                f"adapter reached the engine (worst module {self.delivery['sync/delivered_fraction_min']:.4f})")
