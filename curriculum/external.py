@@ -45,6 +45,13 @@ def external_data_root(root: str | Path | None = None) -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "external_data"
 
 
+def external_file(name: str, root: str | Path | None = None) -> Path:
+    """The file an external set is read from: "gsm8k" or a JSONSchemaBench subset name."""
+    if name == "gsm8k":
+        return external_data_root(root) / "gsm8k" / "test.jsonl"
+    return external_data_root(root) / "jsonschemabench" / f"{name}.jsonl"
+
+
 def is_external(task: Task) -> bool:
     return task.source.startswith(EXTERNAL_PREFIXES)
 
@@ -71,7 +78,7 @@ def size_tier(schema: Any) -> str:
 def load_jsonschemabench(subset: str, limit: int | None = None, seed: int = 0,
                          root: str | Path | None = None) -> list[Task]:
     """Tasks for one JSONSchemaBench subset (file `<root>/jsonschemabench/<subset>.jsonl`)."""
-    rows = _read_jsonl(external_data_root(root) / "jsonschemabench" / f"{subset}.jsonl")
+    rows = _read_jsonl(external_file(subset, root))
     tasks = []
     for i in _select(len(rows), limit, seed, f"jsonschemabench/{subset}"):
         row = rows[i]
@@ -92,7 +99,7 @@ def gsm8k_answer(solution: str) -> str:
 
 def load_gsm8k(limit: int | None = None, seed: int = 0, root: str | Path | None = None) -> list[Task]:
     """GSM8K test-split questions as math tasks (exact final-number accuracy is `strict_pass`)."""
-    rows = _read_jsonl(external_data_root(root) / "gsm8k" / "test.jsonl")
+    rows = _read_jsonl(external_file("gsm8k", root))
     return [Task(id=f"gsm8k/test/{i}", kind="math", prompt=rows[i]["question"], tier="gsm8k",
                  template_id="gsm8k", gold=rows[i]["answer"], answer=gsm8k_answer(rows[i]["answer"]),
                  source="gsm8k", meta={"row": i})

@@ -40,7 +40,7 @@ VARS_BY_TIER = {"simple": 1, "medium": 2, "hard": 3}   # math tasks: tier = numb
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a stage lr = inf passes gt=0
 
 
 class Stage(_Frozen):

@@ -1,18 +1,22 @@
-"""`grpo-eval`: parse arguments, build an `EvalPlan`, call `eval.run.run_eval`. Nothing else.
+"""`grpo-eval`: parse and check the arguments, build an `EvalPlan`, call `eval.run.run_eval`. Nothing else.
 
     grpo-eval --pass-at-1 configs/smollm2-135m-cpu.toml --adapter runs/x/stage1 runs/x/stage2 \\
-        --bench synthetic Glaiveai2K gsm8k --n 1 --k 1 --out out/eval
+        --bench synthetic Glaiveai2K gsm8k --n 1 --out out/eval
     grpo-eval --pass-at-1 --model embedded:smollm2-135m --greedy --constrained --limit 50
 
-A CONFIG (the trainer's TOML) is read tolerantly for three things only - [model].path,
-[reward].thinking, [rollout].temperature/top_p - with `tomllib`, not through `grpo.config`, so eval
-never depends on the trainer's internals. Flags override it. `--report-only DIR` re-renders
-report.md and the figures from DIR/metrics.json.
+A CONFIG (the trainer's TOML) is read tolerantly for the CONFIG_KEYS only - [model].path,
+[reward].thinking, [rollout].temperature/top_p/max_new_tokens/max_model_len - with `tomllib`, not
+through `grpo.config`, so eval never depends on the trainer's internals. Flags override it.
+`--report-only DIR` re-renders report.md and the figures from DIR/metrics.json.
+
+Every argument is checked before a model loads (numbers in range; the model, the adapters, the
+prompt sets and their external data there; --out writable). A bad one prints one line
+`grpo-eval: ...` and exits with status 2, having written nothing.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import shlex
 import sys
@@ -21,38 +25,89 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# setting -> (section, key) in the trainer's TOML, and the value without flag or config
+CONFIG_KEYS = {"model": ("model", "path"), "thinking": ("reward", "thinking"),
+               "temperature": ("rollout", "temperature"), "top_p": ("rollout", "top_p"),
+               "max_tokens": ("rollout", "max_new_tokens"), "max_model_len": ("rollout", "max_model_len")}
+DEFAULTS = {"model": "embedded:smollm2-135m", "thinking": False, "temperature": 0.7, "top_p": 1.0,
+            "max_tokens": 512, "max_model_len": 2048}
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# each setting's check and what it wants (the same for a flag and a config value)
+WANTS = {"model": (lambda v: isinstance(v, str) and v != "", "a model spec"),
+         "thinking": (lambda v: isinstance(v, bool), "true or false"),
+         "temperature": (lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 = greedy)"),
+         "top_p": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+         "max_tokens": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+         "max_model_len": (lambda v: _integer(v) and v >= 2, "an integer >= 2")}
+
+
+class InputError(Exception):
+    """A bad argument; str(err) is the one line grpo-eval prints."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, as every other bad input; the usage is in --help
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
 
 def read_config(path: str) -> dict:
-    """{model, thinking, temperature, top_p} from a trainer TOML; missing keys are simply absent."""
+    """The CONFIG_KEYS a trainer TOML sets; missing keys (or sections) are simply absent."""
     with open(path, "rb") as f:
         doc = tomllib.load(f)
-    out = {"model": doc.get("model", {}).get("path"), "thinking": doc.get("reward", {}).get("thinking"),
-           "temperature": doc.get("rollout", {}).get("temperature"), "top_p": doc.get("rollout", {}).get("top_p")}
-    return {k: v for k, v in out.items() if v is not None}
+    out = {}
+    for name, (section, key) in CONFIG_KEYS.items():
+        table = doc.get(section)
+        if isinstance(table, dict) and key in table:
+            out[name] = table[key]
+    return out
+
+
+def _at_least_1(text: str) -> int:
+    """argparse type: an integer >= 1 (--n 0 would divide by zero once the model is loaded)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="grpo-eval", description="Strict-JSON evaluation: pass@1/pass@k, "
-                                "error taxonomy, baseline vs adapters, constrained decoding, report.")
-    p.add_argument("config", nargs="?", help="trainer TOML (model, thinking, sampling are read from it)")
-    p.add_argument("--pass-at-1", action="store_true", help="the evaluation mode (the only one; accepted for the card)")
+    p = OneLineParser(prog="grpo-eval", description="Strict-JSON evaluation: pass@1/pass@k, "
+                      "error taxonomy, baseline vs adapters, constrained decoding, report.")
+    p.add_argument("config", nargs="?", help="trainer TOML (model, thinking, sampling, token limits are read from it)")
+    p.add_argument("--pass-at-1", action="store_true",
+                   help="report pass@1 only: k = 1 (with --n > 1, the mean over each prompt's n samples); "
+                        "refuses any other --k")
     p.add_argument("--model", help="model spec: embedded:smollm2-135m, embedded:gemma3-270m, a local HF folder or a hub id")
     p.add_argument("--adapter", nargs="+", default=[], help="PEFT adapter folders, as PATH or LABEL=PATH (a run's <run>/adapter is labelled <run>)")
     p.add_argument("--baseline", action="store_true", help="re-run the baseline even if cached")
     p.add_argument("--bench", nargs="+", default=["synthetic"],
                    help="prompt sets: synthetic linear gsm8k Glaiveai2K Github_easy Github_medium Snowplow WashingtonPost ...")
-    p.add_argument("--limit", type=int, help="prompts per set (default: synthetic 300, JSONSchemaBench 200, gsm8k 300, linear 150)")
-    p.add_argument("--n", type=int, default=1, help="samples per prompt")
-    p.add_argument("--k", default="1", help="comma-separated k for pass@k (k <= n)")
+    p.add_argument("--limit", type=_at_least_1, help="prompts per set (default: synthetic 300, JSONSchemaBench 200, gsm8k 300, linear 150)")
+    p.add_argument("--n", type=_at_least_1, help="samples per prompt (default 1)")
+    p.add_argument("--k", help="comma-separated k for pass@k, each <= n (default: 1 and n; with --pass-at-1: 1)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default: the config's, else 0.7)")
-    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-p", type=float, help="nucleus sampling (default: the config's, else 1.0)")
     p.add_argument("--greedy", action="store_true", help="temperature 0, n = 1")
-    p.add_argument("--max-tokens", type=int, default=512, help="new tokens per JSON completion")
-    p.add_argument("--math-max-tokens", type=int, default=384, help="new tokens per math completion")
+    p.add_argument("--max-tokens", type=int, help="new tokens per JSON completion (default: the config's "
+                   "rollout.max_new_tokens, else 512)")
+    p.add_argument("--math-max-tokens", type=_at_least_1, default=384, help="new tokens per math completion")
     p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--constrained", action="store_true", help="also run JSON sets with vLLM structured outputs")
     p.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
-    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--max-model-len", type=int, help="context length, prompt + completion (default: the config's "
+                   "rollout.max_model_len, else 2048)")
     p.add_argument("--seed", type=int, default=0, help="engine seed")
     p.add_argument("--set-seed", type=int, default=0, help="which prompts: generator seed / external subset draw")
     p.add_argument("--data-dir", help="external_data folder (default: $GRPO_EXTERNAL_DATA or <repo>/../shared/external_data)")
@@ -62,37 +117,118 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _settings(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Each CONFIG_KEYS setting from its flag, else the config, else DEFAULTS, checked against WANTS;
+    ({name: value}, {name: where it came from})."""
+    cfg = {}
+    if args.config:
+        try:
+            cfg = read_config(args.config)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise InputError(f"cannot read config {args.config}: {err}") from None
+    out, origin = {}, {}
+    for name in CONFIG_KEYS:
+        flag = "--" + name.replace("_", "-")
+        if getattr(args, name) is not None:
+            value, where = getattr(args, name), flag
+        elif name in cfg:
+            value, where = cfg[name], f"{args.config}: {'.'.join(CONFIG_KEYS[name])}"
+        else:
+            value, where = DEFAULTS[name], flag
+        ok, want = WANTS[name]
+        if not ok(value):
+            raise InputError(f"{where} = {value!r}: needs {want}")
+        out[name], origin[name] = value, where
+    if out["max_tokens"] >= out["max_model_len"]:
+        raise InputError(f"--max-tokens {out['max_tokens']} leaves no room for a prompt in a context of "
+                         f"{out['max_model_len']} tokens (--max-model-len)")
+    return out, origin
+
+
+def _ks(args: argparse.Namespace, n: int) -> tuple[int, ...]:
+    if args.k is None:
+        return (1,) if args.pass_at_1 else tuple(sorted({1, n}))
+    try:
+        ks = tuple(int(k) for k in args.k.split(",") if k.strip())
+    except ValueError:
+        raise InputError(f"--k {args.k}: needs comma-separated integers, e.g. 1,5") from None
+    if not ks or min(ks) < 1:
+        raise InputError(f"--k {args.k}: every k must be >= 1")
+    if args.pass_at_1 and ks != (1,):
+        raise InputError(f"--k {args.k}: --pass-at-1 reports pass@1 only; drop one of them")
+    if max(ks) > n:
+        raise InputError(f"--k {args.k}: pass@k needs n >= k samples per prompt, and n = {n}"
+                         + (" (--greedy)" if args.greedy else ""))
+    return ks
+
+
+def build_plan(args: argparse.Namespace, command: str):
+    """The EvalPlan of the arguments, each checked first (InputError, one line). Loads no model."""
+    from eval.records import Decoding
+    from eval.run import BASELINE, CONSTRAINED, EvalPlan, adapter_spec
+    from eval.sets import check_set
+    from rollout.checks import check_adapter, check_model, check_output_folder
+    from rollout.models import cache_root
+
+    s, origin = _settings(args)
+    n = 1 if args.greedy else args.n or 1
+    ks = _ks(args, n)
+    if args.constrained and args.engine != "vllm":
+        raise InputError("--constrained: structured outputs need --engine vllm")
+    checks = [(origin["model"], check_model, s["model"]),
+              ("--out", check_output_folder, args.out),
+              ("--cache-dir", check_output_folder, args.cache_dir or cache_root() / "eval-baselines")]
+    checks += [(f"--bench {name}", lambda name: check_set(name, args.data_dir), name) for name in args.bench]
+    labels = [BASELINE, CONSTRAINED]
+    for spec in args.adapter:
+        label, path = adapter_spec(spec)
+        if label in labels:
+            raise InputError(f"--adapter {spec}: the label {label!r} is taken; name it as LABEL=PATH")
+        labels.append(label)
+        checks.append((f"--adapter {spec}", check_adapter, path))
+    for where, check, value in checks:
+        try:
+            check(value)
+        except ValueError as err:
+            raise InputError(f"{where}: {err}") from None
+
+    decoding = Decoding(temperature=0.0 if args.greedy else s["temperature"], top_p=s["top_p"],
+                        max_tokens=s["max_tokens"], n=n, seed=args.seed, engine=args.engine, thinking=s["thinking"])
+    return EvalPlan(model=s["model"], adapters=args.adapter, sets=args.bench, decoding=decoding,
+                    math_max_tokens=args.math_max_tokens, ks=ks, limit=args.limit, set_seed=args.set_seed,
+                    out=args.out, cache_dir=args.cache_dir, force_baseline=args.baseline,
+                    constrained=args.constrained, max_model_len=s["max_model_len"], data_dir=args.data_dir,
+                    command=command)
+
+
+def report_only(folder: Path) -> Path:
+    """Re-render report.md and figures/ from folder/metrics.json (checked first, as every input)."""
+    from rollout.checks import check_output_folder, read_json_object
+    if not folder.is_dir():
+        raise InputError(f"--report-only {folder}: no such folder")
+    try:
+        metrics = read_json_object(folder / "metrics.json", f"no metrics.json in {folder}")
+        check_output_folder(folder)
+    except ValueError as err:
+        raise InputError(f"--report-only: {err}") from None
+    if not isinstance(metrics.get("sets"), dict):
+        raise InputError(f"--report-only: {folder / 'metrics.json'} holds no per-set results (no 'sets')")
+    from eval.figures import make_figures
+    from eval.report import write_report
+    return write_report(metrics, make_figures(metrics, folder / "figures"), folder / "report.md")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.report_only:
-        from eval.figures import make_figures
-        from eval.report import write_report
-        folder = Path(args.report_only)
-        metrics = json.loads((folder / "metrics.json").read_text())
-        write_report(metrics, make_figures(metrics, folder / "figures"), folder / "report.md")
-        print(folder / "report.md")
-        return 0
-    from eval.records import Decoding
-    from eval.run import EvalPlan, run_eval
-
     try:
-        cfg = read_config(args.config) if args.config else {}
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        print(f"grpo-eval: cannot read config {args.config}: {err}", file=sys.stderr)
+        if args.report_only:
+            print(report_only(Path(args.report_only)))
+            return 0
+        plan = build_plan(args, "grpo-eval " + shlex.join(sys.argv[1:] if argv is None else argv))
+    except InputError as err:
+        print(f"grpo-eval: {err}", file=sys.stderr)
         return 2
-    temperature = 0.0 if args.greedy else args.temperature if args.temperature is not None else cfg.get("temperature", 0.7)
-    decoding = Decoding(temperature=temperature, top_p=args.top_p if args.top_p is not None else cfg.get("top_p", 1.0),
-                        max_tokens=args.max_tokens, n=1 if args.greedy else args.n, seed=args.seed,
-                        engine=args.engine, thinking=bool(args.thinking if args.thinking is not None else cfg.get("thinking", False)))
-    ks = tuple(int(k) for k in args.k.split(",") if k.strip())
-    if any(k > decoding.n for k in ks):
-        print(f"grpo-eval: pass@k needs n >= k samples per prompt; with n={decoding.n} only "
-              f"k <= {decoding.n} is reported", file=sys.stderr)
-    plan = EvalPlan(model=args.model or cfg.get("model", "embedded:smollm2-135m"), adapters=args.adapter,
-                    sets=args.bench, decoding=decoding, math_max_tokens=args.math_max_tokens, ks=ks,
-                    limit=args.limit, set_seed=args.set_seed, out=args.out, cache_dir=args.cache_dir,
-                    force_baseline=args.baseline, constrained=args.constrained, max_model_len=args.max_model_len,
-                    data_dir=args.data_dir, command="grpo-eval " + shlex.join(sys.argv[1:] if argv is None else argv))
+    from eval.run import run_eval
     metrics = run_eval(plan)
     for name, s in metrics["sets"].items():
         for label, m in s["runs"].items():

@@ -68,7 +68,9 @@ class Generator:
         torch.manual_seed(self.seed)
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.bfloat16)
         if adapter is not None:
-            from peft import PeftModel
+            from rollout.models import quiet_bitsandbytes
+            with quiet_bitsandbytes():   # evaluation never loads an NF4 base
+                from peft import PeftModel
             model = PeftModel.from_pretrained(model, adapter)
         return HFEngine(model, self.tokenizer, batch_size=self.hf_batch_size)
 

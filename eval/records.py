@@ -3,12 +3,32 @@
 `Decoding` is everything about generation that changes the outputs (and so keys the baseline
 cache). `Generated` is the raw output of one (model, prompt set, decoding): n completions per
 prompt plus the prompts that could not be run and why. Scoring never mutates it, so a cached
-`Generated` is re-scored with the current reward code on every report.
+`Generated` is re-scored with the current reward code on every report. `write_atomic` is how every
+result file reaches the disk.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to a temp file beside `path`, then rename it over `path`: a crash or a kill leaves
+    the previous result whole, never a truncated one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)      # mkstemp makes it 0600; results are read by whoever evaluates
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 @dataclass(frozen=True)

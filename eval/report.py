@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from eval.records import write_atomic
 from eval.stats import tier_key
 
 DEFINITIONS = """\
@@ -138,5 +139,4 @@ def write_report(metrics: dict[str, Any], figures: dict[str, Path], path: str | 
             fig = figures.get(f"{key}_{name}")
             if fig:
                 out += [f"![{key} {name}]({Path(fig).relative_to(path.parent)})", ""]
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(path, "\n".join(out) + "\n")

@@ -1,7 +1,9 @@
 """One evaluation run: every prompt set x (baseline, adapters..., constrained) -> metrics, report, figures.
 
 Contract: `run_eval(plan)` generates what is not cached, scores everything, compares every adapter
-(and the constrained reference) with the one baseline on paired prompts, and writes into `plan.out`:
+(and the constrained reference) with the one baseline on paired prompts, and writes into `plan.out`
+(each file atomically, temp file + rename, after every set: a kill keeps the sets done so far, and
+a crash never truncates an earlier run's results):
   metrics.json       every number (per set, per label; comparisons; run info)
   completions.jsonl  one record per completion (prompt, completion, metrics, error class)
   report.md          the Markdown report, figures/*.png the figures
@@ -27,7 +29,7 @@ from typing import Any
 
 from eval.cache import BaselineCache
 from eval.metrics import evaluate, outcomes
-from eval.records import Decoding, Generated
+from eval.records import Decoding, Generated, write_atomic
 from eval.sets import canonical_name, load_set, set_hash
 from eval.stats import paired_outcomes
 
@@ -164,18 +166,19 @@ def _versions() -> dict[str, str]:
 
 
 def run_eval(plan: EvalPlan) -> dict[str, Any]:
+    names = [canonical_name(s) for s in plan.sets]   # an unknown name fails before anything is written
     out = Path(plan.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     lazy, cache = _Lazy(plan), _cache(plan)
     metrics: dict[str, Any] = {"sets": {}}
-    with (out / "completions.jsonl").open("w", encoding="utf-8") as f:
-        for name in [canonical_name(s) for s in plan.sets]:
-            print(f"[grpo-eval] set {name} ...", file=sys.stderr, flush=True)
-            metrics["sets"][name], rows = run_set(plan, name, lazy, cache)
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            _write_metrics(out, plan, metrics, t0)          # partial results survive a kill
+    lines: list[str] = []
+    for name in names:
+        print(f"[grpo-eval] set {name} ...", file=sys.stderr, flush=True)
+        metrics["sets"][name], rows = run_set(plan, name, lazy, cache)
+        lines += [json.dumps(r, ensure_ascii=False) + "\n" for r in rows]
+        write_atomic(out / "completions.jsonl", "".join(lines))
+        _write_metrics(out, plan, metrics, t0)          # partial results survive a kill
     if lazy.gen is not None:
         lazy.gen.close()
     _write_metrics(out, plan, metrics, t0)
@@ -190,6 +193,4 @@ def _write_metrics(out: Path, plan: EvalPlan, metrics: dict[str, Any], t0: float
     plan_dict = dataclasses.asdict(plan)
     metrics["run"] = {"plan": plan_dict, "command": plan.command, "wall_s": round(time.perf_counter() - t0, 1),
                       "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions()}
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1, default=str))
-    tmp.replace(out / "metrics.json")
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=str))

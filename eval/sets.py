@@ -1,8 +1,9 @@
 """Named prompt sets: the held-out synthetic JSON eval, linear equations, and external benchmarks.
 
 Contract: `load_set(name, limit, seed, data_dir)` returns the tasks of one set, pure in its
-arguments, and `set_hash(tasks)` a short content hash of them (ids, prompts, schemas, answers) that
-keys the baseline cache: change one prompt and the cached baseline no longer matches.
+arguments; `check_set(name, data_dir)` says up front whether it can (known name, external file
+present) without reading it; `set_hash(tasks)` gives a short content hash of the tasks (ids, prompts,
+schemas, answers) that keys the baseline cache: change one prompt and the cached baseline no longer matches.
 
 Sets (case-insensitive names):
   synthetic      curriculum.json_tasks, split "eval" (held out from training by template parameters),
@@ -20,7 +21,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from curriculum.external import JSONSCHEMABENCH_SUBSETS, load_gsm8k, load_jsonschemabench
+from curriculum.external import JSONSCHEMABENCH_SUBSETS, external_file, load_gsm8k, load_jsonschemabench
 from curriculum.json_tasks import generate_json_tasks
 from curriculum.linear_equations import generate_linear_tasks
 from curriculum.task import Task
@@ -37,6 +38,17 @@ def canonical_name(name: str) -> str:
     if low in _SUBSETS:
         return _SUBSETS[low]
     raise ValueError(f"unknown prompt set {name!r}; known: {sorted(DEFAULT_LIMITS)} + {list(JSONSCHEMABENCH_SUBSETS)}")
+
+
+def check_set(name: str, data_dir: str | Path | None = None) -> str:
+    """The canonical name of a set `load_set` can load; ValueError (one line) if it cannot."""
+    name = canonical_name(name)
+    if name == "gsm8k" or name not in DEFAULT_LIMITS:  # the external sets: GSM8K and JSONSchemaBench
+        path = external_file(name, data_dir)
+        if not path.is_file():
+            raise ValueError(f"{path} not found; set $GRPO_EXTERNAL_DATA or --data-dir "
+                             "to the external_data folder")
+    return name
 
 
 def load_set(name: str, limit: int | None = None, seed: int = 0, data_dir: str | Path | None = None) -> list[Task]:

@@ -1,26 +1,40 @@
-"""`grpo-train CONFIG [--resume] [--set key=value ...]`: parse, load the config, call grpo.train.train
-(or grpo.sft.run_sft when the config says run.mode = "sft").
+"""`grpo-train CONFIG [--resume [--allow-config-change]] [--set key=value ...]`: parse, load the config,
+call grpo.train.train (or grpo.sft.run_sft when the config says run.mode = "sft").
 
-A bad config prints one line naming the key and the file (exit status 2), never a traceback.
+A bad config, or a path in it that does not exist or cannot be written (grpo.config.check_paths,
+checked before any model loads), prints one line naming the key (exit status 2), never a traceback,
+and leaves no run folder behind.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, as every other bad input; the usage is in --help
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="grpo-train", description="GRPO training of a LoRA adapter.")
+    parser = OneLineParser(prog="grpo-train", description="GRPO training of a LoRA adapter.")
     parser.add_argument("config", help="TOML config, e.g. configs/smollm2-135m-cpu.toml")
     parser.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="with --resume: apply config changes beyond logging and run length (e.g. a new optim.lr) "
+                             "instead of refusing them")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set grpo.beta=0.02 (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-step lines")
     args = parser.parse_args(argv)
 
-    from grpo.config import ConfigError, load_config
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as grpo.train does; check_paths needs to know
+    from grpo.config import ConfigError, check_paths, load_config
     try:
         cfg = load_config(args.config, args.overrides)
+        check_paths(cfg)
     except ConfigError as err:
         print(f"grpo-train: config error: {err}", file=sys.stderr)
         return 2
@@ -29,13 +43,29 @@ def main(argv: list[str] | None = None) -> int:
         from grpo.sft import run_sft as run
     else:
         from grpo.train import train as run
+    new_dirs = [d for d in (cfg.run_dir, *cfg.run_dir.parents) if not d.exists()]  # what this start may create
     try:
-        summary = run(cfg, resume=args.resume, quiet=args.quiet)
-    except ConfigError as err:
+        summary = run(cfg, resume=args.resume, allow_config_change=args.allow_config_change, quiet=args.quiet)
+    except BaseException as err:
+        remove_unused(new_dirs)
+        if not isinstance(err, ConfigError):
+            raise
         print(f"grpo-train: {err}", file=sys.stderr)
         return 2
     print(f"done: {summary['step']} steps, run folder {summary['run_dir']}, adapter {summary['adapter']}")
     return 0
+
+
+def remove_unused(new_dirs: list[Path]) -> None:
+    """After a failed start: remove the run folder (and the missing parents it was made with, innermost
+    first) while it holds nothing but the config.toml this start wrote."""
+    if new_dirs and new_dirs[0].is_dir() and [p.name for p in new_dirs[0].iterdir()] == ["config.toml"]:
+        (new_dirs[0] / "config.toml").unlink()
+    for folder in new_dirs:
+        if folder.is_dir():
+            if any(folder.iterdir()):
+                return
+            folder.rmdir()
 
 
 if __name__ == "__main__":

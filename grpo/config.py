@@ -20,8 +20,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from curriculum.json_tasks import tier_counts
 from curriculum.schedule import Schedule
 from rewards.config import RewardConfig
 
@@ -31,7 +32,8 @@ class ConfigError(Exception):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `lr = inf` or `temperature = nan` passes every gt/ge bound, then ruins the run
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RunSection(Section):
@@ -94,6 +96,13 @@ class DataSection(Section):
     tier_mix: dict[str, float] | None = None  # json only, e.g. {simple=0.2, medium=0.3, hard=0.5}
     # json only: the share of the pool whose prompt gives the JSON Schema itself (curriculum.json_tasks "schema")
     schema_prompt_share: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("tier_mix")
+    @classmethod
+    def _known_tiers(cls, tier_mix: dict[str, float] | None) -> dict[str, float] | None:
+        if tier_mix is not None:
+            tier_counts(1, tier_mix)  # the generator's own check (known tiers, weights >= 0, sum > 0), up front
+        return tier_mix
 
 
 class GRPOSection(Section):
@@ -229,12 +238,33 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read, override, validate. Raises ConfigError (one line) on any problem."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a TOML file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return config_from_dict(data, str(path), overrides)
+
+
+def check_paths(cfg: Config) -> None:
+    """What the config points at, checked before any model loads (rollout.checks): model.path resolves
+    without a download, model.init_adapter is a PEFT adapter with weights, the run folder is writable.
+    Raises ConfigError naming the key."""
+    from rollout.checks import check_adapter, check_model, check_output_folder
+    checks = [("model.path", check_model, cfg.model.path), ("run.out_dir", check_output_folder, cfg.run_dir)]
+    if cfg.model.init_adapter:
+        checks.append(("model.init_adapter", check_adapter, cfg.model.init_adapter))
+    for key, check, value in checks:
+        try:
+            check(value)
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from None
 
 
 # ----------------------------------------------------------------------------- writing

@@ -5,7 +5,7 @@ The reference model of the KL term is this same model with the adapter disabled
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -15,7 +15,9 @@ DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 def load_policy(model_path: str, model_cfg, lora_cfg):
     """(peft_model, tokenizer) for training. `model_path` is what rollout.models.resolve_model gave."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from rollout.models import quiet_bitsandbytes
+    with nullcontext() if model_cfg.load_in_4bit else quiet_bitsandbytes():
+        from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from grpo.attention import resolve_attn_implementation

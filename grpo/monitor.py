@@ -3,6 +3,11 @@
 `Monitor.scalars(metrics, step)` writes one scalar per key; `Monitor.text(tag, text, step)` writes
 HTML-escaped sample completions. `NullMonitor` has the same methods and does nothing, so call sites
 never test whether logging is on (nanochat's DummyWandb).
+
+A run (re)starting at step s opens its Monitor with `first_step=s` (SummaryWriter's purge_step):
+TensorBoard then hides whatever earlier event files logged from step s on. Those are the steps a
+killed run did after its last checkpoint, which the resumed run does again; without the purge each
+of them would show twice.
 """
 from __future__ import annotations
 
@@ -20,9 +25,9 @@ class NullMonitor:
 
 
 class Monitor(NullMonitor):
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, first_step: int = 1):
         from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(str(log_dir))
+        self.writer = SummaryWriter(str(log_dir), purge_step=first_step)
 
     def scalars(self, metrics: dict[str, float], step: int) -> None:
         for key, value in metrics.items():

@@ -3,6 +3,7 @@
 The schedule is a pure function of the optimizer step, like nanoGPT's `get_lr`:
   1. linear warm-up from 0 over the first `warmup_ratio` of all optimizer steps;
   2. then "constant": lr; or "cosine": from lr down to min_lr_ratio * lr at the last step.
+On resume, `follow_config` puts the current config's hyper-parameters into the restored optimizer.
 """
 from __future__ import annotations
 
@@ -41,3 +42,14 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimSection, total_steps: int)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_multiplier(step, total_steps, cfg))
     return optimizer, scheduler
+
+
+def follow_config(optimizer: torch.optim.Optimizer, scheduler, cfg: OptimSection) -> None:
+    """Make a restored optimizer and schedule use `cfg` from the restored step on. Their state dicts
+    carry the lr, betas and weight decay of the run that saved them; without this a resume with a new
+    lr would keep training at the old one (and the schedule would decay from the old base)."""
+    for group, multiplier in zip(optimizer.param_groups, scheduler.lr_lambdas):
+        group.update(lr=cfg.lr * multiplier(scheduler.last_epoch), initial_lr=cfg.lr, betas=cfg.betas,
+                     weight_decay=cfg.weight_decay)
+    scheduler.base_lrs = [cfg.lr for _ in optimizer.param_groups]
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports (GRPO logs it)

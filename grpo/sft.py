@@ -139,18 +139,19 @@ def sft_loss_sum(model, batch: Batch, chunk_tokens: int = 512) -> tuple[torch.Te
 
 # ----------------------------------------------------------------------------- the loop
 
-def run_sft(cfg, *, resume: bool = False, tasks: list[Task] | None = None, quiet: bool = False) -> dict[str, Any]:
+def run_sft(cfg, *, resume: bool = False, allow_config_change: bool = False, tasks: list[Task] | None = None,
+            quiet: bool = False) -> dict[str, Any]:
     """Train the LoRA for cfg.run.num_steps optimizer steps on gold replies; save checkpoints and the adapter."""
     from grpo import checkpoint
     from grpo.model import count_parameters, load_policy, lora_in_base_dtype
     from grpo.monitor import Monitor, NullMonitor
-    from grpo.optim import build_optimizer
+    from grpo.optim import build_optimizer, follow_config
     from grpo.train import start_run
     from rollout.models import resolve_model
 
     say = (lambda *a: None) if quiet else print
     sft, think_prefill = cfg.sft, cfg.rollout.think_prefill
-    run_dir, config_toml = start_run(cfg, resume)
+    run_dir, config_toml = start_run(cfg, resume, allow_config_change)
 
     # Model, data, optimizer.
     policy, tokenizer = load_policy(resolve_model(cfg.model.path), cfg.model, cfg.lora)
@@ -166,9 +167,9 @@ def run_sft(cfg, *, resume: bool = False, tasks: list[Task] | None = None, quiet
 
     start_step = 0
     latest = checkpoint.list_checkpoints(run_dir)[-1:] if resume else []
-    checkpoint.remove_partial(run_dir)
     if latest:
         state = checkpoint.load_checkpoint(latest[0], policy, optimizer, scheduler)
+        follow_config(optimizer, scheduler, cfg.optim)  # the current lr, not the checkpoint's
         stream.load_state_dict(state["sft"])
         start_step = state["step"]
         say(f"resumed from {latest[0]} (step {start_step})")
@@ -184,7 +185,7 @@ def run_sft(cfg, *, resume: bool = False, tasks: list[Task] | None = None, quiet
         f"per optimizer step; {cfg.run.num_steps} steps = {cfg.run.num_steps * per_step / max(len(examples), 1):.2f} "
         f"epochs\nrun folder       {run_dir}")
 
-    monitor = Monitor(run_dir / "tb") if cfg.run.tensorboard else NullMonitor()
+    monitor = Monitor(run_dir / "tb", first_step=start_step + 1) if cfg.run.tensorboard else NullMonitor()
     history: list[dict[str, float]] = []
     try:
         for step in range(start_step + 1, cfg.run.num_steps + 1):

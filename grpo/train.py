@@ -29,7 +29,7 @@ from grpo import checkpoint
 from grpo.config import Config, ConfigError, dump_toml
 from grpo.model import count_parameters, load_policy, lora_in_base_dtype
 from grpo.monitor import Monitor, NullMonitor
-from grpo.optim import build_optimizer
+from grpo.optim import build_optimizer, follow_config
 from grpo.probe import probe_pass, probe_tasks
 from grpo.stages import Stages, held_out_strict_pass, optimizer_horizon
 from grpo.step import RewardFn, StepContext, grpo_step, packed_token_budget
@@ -64,29 +64,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def start_run(cfg: Config, resume: bool) -> tuple[Path, str]:
+def start_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> tuple[Path, str]:
     """Common start of a GRPO or SFT run: offline hub, threads, seeds, the run folder with its
-    resolved config.toml. Refuses to overwrite a run that has checkpoints unless resuming."""
+    resolved config.toml. Refuses to overwrite a run that has checkpoints unless resuming, and to
+    resume under a config that changes the run's meaning unless `allow_config_change`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     seed_everything(cfg.run.seed)
     run_dir = cfg.run_dir
-    if checkpoint.list_checkpoints(run_dir) and not resume:
+    checkpoint.remove_partial(run_dir)  # first: it may rename a checkpoint a kill left aside back into place
+    latest = checkpoint.list_checkpoints(run_dir)[-1:]
+    if latest and not resume:
         raise ConfigError(f"run.name: {run_dir} already holds checkpoints; pass --resume or pick another run.name")
+    if latest:  # before config.toml is rewritten, so a refused resume leaves the folder as it was
+        checkpoint.check_resume_config(latest[0], cfg, allow_config_change)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_toml = dump_toml(cfg)
     (run_dir / "config.toml").write_text(config_toml)
     return run_dir, config_toml
 
 
-def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn | None = None,
-          tasks=None, quiet: bool = False) -> dict[str, Any]:
+def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = False, engine=None,
+          reward_fn: RewardFn | None = None, tasks=None, quiet: bool = False) -> dict[str, Any]:
     """Train for cfg.run.num_steps GRPO steps (continuing the newest checkpoint if `resume`)."""
     say = (lambda *a: None) if quiet else print
-    run_dir, config_toml = start_run(cfg, resume)
+    run_dir, config_toml = start_run(cfg, resume, allow_config_change)
     latest = checkpoint.list_checkpoints(run_dir)[-1:] if resume else []
-    checkpoint.remove_partial(run_dir)
     saved = checkpoint.read_state(latest[0]) if latest else {}
 
     # Curriculum position first: it decides the step's config (stage overrides) and its task pool.
@@ -111,6 +115,7 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
     start_step, totals = 0, {"skipped_nonfinite": 0, "skipped_no_signal": 0}
     if latest:
         checkpoint.load_checkpoint(latest[0], policy, optimizer, scheduler)
+        follow_config(optimizer, scheduler, step_cfg.optim)  # the current lr, not the checkpoint's
         tasks.load_state_dict(saved["tasks"])
         start_step, totals = saved["step"], saved["totals"]
         say(f"resumed from {latest[0]} (step {start_step}"
@@ -137,7 +142,7 @@ def train(cfg: Config, *, resume: bool = False, engine=None, reward_fn: RewardFn
     render = PromptRenderer(tokenizer, cfg.reward.thinking, cfg.rollout.think_prefill)
     ctx = StepContext(cfg=step_cfg, policy=policy, optimizer=optimizer, scheduler=scheduler, engine=engine,
                       tasks=tasks, render=render, reward_fn=reward_fn, pad_id=tokenizer.pad_token_id)
-    monitor = Monitor(run_dir / "tb") if cfg.run.tensorboard else NullMonitor()
+    monitor = Monitor(run_dir / "tb", first_step=start_step + 1) if cfg.run.tensorboard else NullMonitor()
     probe = probe_tasks(cfg) if cfg.run.probe_every else []
     summary: dict[str, Any] = {"step": start_step, "resumed_from": start_step, "history": [], "stage_changes": []}
     bar = _progress(start_step, cfg.run.num_steps, quiet)
@@ -205,8 +210,8 @@ def _advance_curriculum(ctx: StepContext, stages: Stages, step: int, metrics: di
     optimizer, scheduler = ctx.optimizer, ctx.scheduler
     if change.reset_optimizer:
         optimizer, scheduler = build_optimizer(ctx.policy, stages.config.optim, optimizer_horizon(stages.cfg, stages.state))
-    elif stages.config.optim.lr != ctx.cfg.optim.lr:  # carry the moments and the schedule; rescale its base rate
-        scheduler.base_lrs = [stages.config.optim.lr for _ in scheduler.base_lrs]
+    else:  # carry the moments and the schedule; the new stage's lr applies from its first step
+        follow_config(optimizer, scheduler, stages.config.optim)
     new = replace(ctx, cfg=stages.config, tasks=stages.tasks, optimizer=optimizer, scheduler=scheduler,
                   reward_fn=custom_reward or default_reward_fn(stages.config))
     return new, change

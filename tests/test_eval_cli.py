@@ -34,3 +34,27 @@ def test_adapter_labels(tmp_path):
     assert adapter_spec(str(final)) == ("my-run", str(final)), "a run's final adapter is labelled by the run"
     assert adapter_spec(str(stage)) == ("stage_2_progressive", str(stage))
     assert adapter_spec(f"sft={final}") == ("sft", str(final))
+
+
+def _plan(tmp_path, *argv):
+    from eval.cli import build_plan
+    args = parse_args([*argv, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    return build_plan(args, "grpo-eval")
+
+
+def test_token_limits_default_to_the_config(tmp_path):
+    config = str(ROOT / "configs" / "smollm2-135m-cpu.toml")
+    plan = _plan(tmp_path, config)
+    assert (plan.decoding.max_tokens, plan.max_model_len) == (192, 1024), \
+        "without flags, eval generates as many tokens in as long a context as the trainer did"
+    plan = _plan(tmp_path, config, "--max-tokens", "256", "--max-model-len", "2048")
+    assert (plan.decoding.max_tokens, plan.max_model_len) == (256, 2048), "flags override the config"
+    plan = _plan(tmp_path)
+    assert (plan.decoding.max_tokens, plan.max_model_len) == (512, 2048), "no config: the built-in defaults"
+
+
+def test_pass_at_1_reports_k_1_only(tmp_path):
+    assert _plan(tmp_path, "--n", "5").ks == (1, 5), "without --pass-at-1, --k defaults to 1 and n"
+    assert _plan(tmp_path, "--n", "5", "--pass-at-1").ks == (1,), "--pass-at-1: pass@1 over the n samples, only"
+    assert _plan(tmp_path, "--pass-at-1").ks == (1,)
+    assert _plan(tmp_path, "--n", "5", "--k", "1,3").ks == (1, 3)
