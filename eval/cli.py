@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shlex
 import sys
 import tomllib
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # setting -> (section, key) in the trainer's TOML, and the value without flag or config
 CONFIG_KEYS = {"model": ("model", "path"), "thinking": ("reward", "thinking"),
@@ -168,9 +165,10 @@ def build_plan(args: argparse.Namespace, command: str):
     from eval.run import BASELINE, CONSTRAINED, EvalPlan, adapter_spec
     from eval.sets import check_set
     from rollout.checks import check_adapter, check_model, check_output_folder
-    from rollout.models import cache_root
+    from rollout.models import cache_root, offline_unless_hub
 
     s, origin = _settings(args)
+    offline_unless_hub(s["model"])  # before check_model, which asks whether a hub id can be fetched
     n = 1 if args.greedy else args.n or 1
     ks = _ks(args, n)
     if args.constrained and args.engine != "vllm":

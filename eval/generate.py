@@ -40,7 +40,8 @@ class Generator:
                  adapters: list[str | Path] = (), hf_batch_size: int = 16):
         from rollout.models import resolve_model
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from rollout.models import offline_unless_hub
+        offline_unless_hub(model_spec)
         if engine not in ("vllm", "hf"):
             raise ValueError(f"engine must be 'vllm' or 'hf', got {engine!r}")
         self.model_spec, self.model_path = model_spec, resolve_model(model_spec)

@@ -8,7 +8,6 @@ and leaves no run folder behind.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -30,10 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-step lines")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as grpo.train does; check_paths needs to know
     from grpo.config import ConfigError, check_paths, load_config
+    from rollout.models import offline_unless_hub
     try:
         cfg = load_config(args.config, args.overrides)
+        offline_unless_hub(cfg.model.path)  # before check_paths, which asks whether a hub id can be fetched
         check_paths(cfg)
     except ConfigError as err:
         print(f"grpo-train: config error: {err}", file=sys.stderr)

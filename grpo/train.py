@@ -68,7 +68,8 @@ def start_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> t
     """Common start of a GRPO or SFT run: offline hub, threads, seeds, the run folder with its
     resolved config.toml. Refuses to overwrite a run that has checkpoints unless resuming, and to
     resume under a config that changes the run's meaning unless `allow_config_change`."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rollout.models import offline_unless_hub
+    offline_unless_hub(cfg.model.path)
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     seed_everything(cfg.run.seed)

@@ -64,6 +64,19 @@ EMBEDDED_MODELS = {
 DEFAULT_MODEL = "embedded:smollm2-135m"
 
 
+def is_hub_id(spec: str) -> bool:
+    """An "org/name" that is neither embedded nor an existing local folder: the only spec that needs the hub."""
+    return (not spec.startswith(EMBEDDED_PREFIX) and not Path(spec).expanduser().exists()
+            and spec.count("/") == 1 and not spec.startswith((".", "/", "~")))
+
+
+def offline_unless_hub(spec: str) -> None:
+    """Embedded models and local folders never need the hub: say so (HF_HUB_OFFLINE=1, unless the user set
+    it), so nothing probes the network. A hub id is left to the user's environment (download or cache)."""
+    if not is_hub_id(spec):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
 def cache_root() -> Path:
     """Folder for converted models: $GRPO_CACHE_DIR, else ~/.cache/grpo-json (outside the repo)."""
     return Path(os.environ.get("GRPO_CACHE_DIR", Path.home() / ".cache" / "grpo-json")).expanduser()
@@ -78,7 +91,7 @@ def resolve_model(spec: str, cache_dir: str | Path | None = None) -> str:
         if not (path / "config.json").is_file():
             raise ValueError(f"model folder {path} has no config.json")
         return str(path.resolve())
-    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+    if is_hub_id(spec):
         return spec  # a hub id; loading it needs hub access or a populated HF cache
     raise ValueError(f"model {spec!r} is neither an existing folder, a hub id 'org/name', "
                      f"nor one of {[EMBEDDED_PREFIX + k for k in EMBEDDED_MODELS]}")

@@ -50,7 +50,6 @@ def _configure_env() -> None:
     # Must happen before `import vllm`: these are read at import / engine construction time.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # CPU KV cache in GiB, allocated (and resident) up front. vLLM's default (a large share of free
     # memory) is wasteful beside a trainer in the same process. 1 GiB holds ~45k tokens of
     # SmolLM2-135M's cache (23 KiB per token), 3x one GRPO step of 32 x (170 + 256) tokens; longer
