@@ -21,7 +21,7 @@ import numpy as np
 from eval.stats import tier_key
 
 COARSE_ORDER = ("ok", "no_json", "truncated", "parse_error", "schema_violation", "schema_invalid",
-                "no_answer", "wrong_answer")
+                "schema_unsupported", "no_answer", "wrong_answer")
 
 
 def _plt():

@@ -34,7 +34,10 @@ from rewards import COMPONENTS, RewardConfig, score
 
 
 def coarse_error(error_class: str) -> str:
-    """'schema:required' -> 'schema_violation', 'parse_error:extra_data' -> 'parse_error'."""
+    """'schema:required' -> 'schema_violation', 'parse_error:extra_data' -> 'parse_error'; a schema the
+    judge cannot use ('schema_invalid', 'schema_unsupported') is not the model's mistake and keeps its name."""
+    if error_class in ("schema_invalid", "schema_unsupported"):
+        return error_class
     if error_class.startswith("schema"):
         return "schema_violation"
     return error_class.split(":", 1)[0]

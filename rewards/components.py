@@ -41,7 +41,8 @@ def format_score(p: Parsed) -> float:
 
 def validity_score(p: Parsed) -> float:
     """1.0 parses; no candidate 0; else graduated by where the parser failed (error offset / length):
-    > 0.85 -> 0.7, > 0.40 -> 0.4, else 0.2; 0.1 when the error has no offset (too deep, NaN).
+    > 0.85 -> 0.7, > 0.40 -> 0.4, else 0.2; 0.1 when the error has no offset (too deep, and what
+    I-JSON rejects: NaN, duplicate keys, lone surrogates; rewards.parse rule 4).
     Fix: "Unterminated string" is placed at the end of the text (the decoder read to the end; the
     seed used the string's start and under-rated nearly complete but cut documents)."""
     if p.candidate is None:

@@ -28,12 +28,21 @@ What is extracted (the rules the components and eval rely on)
    info string ends it). An echoed instruction such as "start with ```json on its own line, then
    the JSON, then ```" pairs two mid-line markers into a "block": it is extracted (and fails to
    parse) but earns no format credit.
-4. Parsing. One `json.loads` of the stripped candidate with NaN/Infinity rejected (they are not JSON,
-   although Python accepts them). RecursionError (deep nesting) is caught and reported as "too_deep".
+4. Parsing. One `json.loads` of the stripped candidate, held to I-JSON (RFC 7493), the profile of
+   RFC 8259 that all parsers read alike. A strict judge needs it: where parsers disagree, no value
+   is "the" document. json.loads accepts these; the parse rejects them (ok False, no error offset):
+   - NaN, Infinity, or a float beyond a double (1e999, which Python makes inf)
+                                                              -> "non_finite_number" (RFC 7493 §2.2)
+   - a member name twice in one object, at any depth          -> "duplicate_key" (§2.3: Python keeps
+     the last value, other parsers the first, some fail)
+   - a lone surrogate in a string or member name ("\\ud800")  -> "lone_surrogate" (§2.1: not Unicode,
+     so no UTF-8 validator, jsonschema-rs included, can read it)
+   RecursionError (deep nesting) is caught and reported as "too_deep".
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -61,12 +70,51 @@ _ERROR_KINDS = (
 )
 
 
-class _NonFiniteConstant(ValueError):
-    """Raised for NaN / Infinity / -Infinity, which json.loads accepts but JSON forbids."""
+# a surrogate code point, raw or as an escape: only then are the parsed strings searched for one
+_SURROGATE_HINT_RE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+class _NotIJson(ValueError):
+    """json.loads accepts the text, I-JSON does not (rule 4); `kind` is the error kind."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
 
 
 def _reject_constant(name: str) -> Any:
-    raise _NonFiniteConstant(name)
+    raise _NotIJson("non_finite_number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotIJson("non_finite_number")
+    return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        raise _NotIJson("duplicate_key")
+    return obj
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Any string or member name of a parsed value holds a surrogate code point (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE_RE.search(v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 @dataclass(frozen=True)
@@ -171,9 +219,13 @@ def _looks_truncated(candidate: str) -> bool:
 
 def _parse_json(candidate: str) -> tuple[bool, Any, str | None, int | None]:
     try:
-        return True, json.loads(candidate, parse_constant=_reject_constant), None, None
-    except _NonFiniteConstant:
-        return False, None, "non_finite_number", None
+        value = json.loads(candidate, parse_constant=_reject_constant, parse_float=_finite_float,
+                           object_pairs_hook=_unique_members)
+        if _SURROGATE_HINT_RE.search(candidate) and _has_lone_surrogate(value):
+            raise _NotIJson("lone_surrogate")
+        return True, value, None, None
+    except _NotIJson as e:
+        return False, None, e.kind, None
     except json.JSONDecodeError as e:
         kind = next((k for prefix, k in _ERROR_KINDS if e.msg.startswith(prefix)), "other")
         # "Unterminated string" points at the string's start, but the decoder read to the end

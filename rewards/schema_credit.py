@@ -19,7 +19,10 @@ How constraints are counted (one "check" each):
   remote refs) is judged only by the validator's overall verdict, which is itself one more check.
 So score = 1.0 when valid, else satisfied / (counted + 1): the +1 is the failed overall verdict,
 which keeps an invalid instance strictly below 1 even when only an uncounted keyword fails.
-Caps: at most MAX_ITEMS array items / object extras are walked, at most MAX_DEPTH levels deep.
+Caps: at most MAX_ITEMS array items / object extras are walked, at most MAX_DEPTH levels deep, at
+most MAX_VISITS (subschema, instance value) pairs scored. Each pair is scored once (memoised), and a
+pair met again while it is being scored (an in-place `$ref` cycle) adds nothing, as in the
+validator: `{"allOf": [{"$ref": "#"}, {"$ref": "#"}]}` and chains of shared `$ref`s stay linear.
 """
 from __future__ import annotations
 
@@ -29,10 +32,12 @@ from typing import Any
 
 import jsonschema_rs
 
+from rewards.schema_prep import resolve_ref
 from rewards.validator import DRAFT_2020_12, VALIDATOR_OPTIONS, Compiled, is_valid
 
 MAX_ITEMS = 256
 MAX_DEPTH = 48
+MAX_VISITS = 20_000     # x a few leaf checks of ~1 us each: tens of ms at worst
 LEAF_KEYWORDS = ("enum", "const", "format", "pattern", "minLength", "maxLength", "minimum", "maximum",
                  "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
                  "uniqueItems", "minProperties", "maxProperties", "dependentRequired", "propertyNames")
@@ -42,7 +47,10 @@ _leaf_cache: dict[str, Any] = {}
 
 def _leaf(keyword_schema: dict) -> Any:
     """A compiled one-keyword validator, or None when it does not compile on its own."""
-    key = json.dumps(keyword_schema, sort_keys=True, default=str)
+    try:
+        key = json.dumps(keyword_schema, sort_keys=True, default=str)
+    except (ValueError, RecursionError):  # a value nested too deep to dump is too deep to compile
+        return None
     if key not in _leaf_cache:
         try:
             _leaf_cache[key] = jsonschema_rs.validator_for({"$schema": DRAFT_2020_12, **keyword_schema},
@@ -69,31 +77,22 @@ class Node:
 
 
 class _Builder:
-    """Turns a schema into a Node graph; local $refs are memoised so recursive schemas terminate."""
+    """Turns a schema into a Node graph, one Node per subschema dict: a subschema reached twice (shared
+    `$ref`s) is built once, and a `$ref` back to a subschema being built (recursion) closes a cycle.
+    Below MAX_DEPTH nested builds, subschemas become empty Nodes (the walk stops there anyway)."""
 
     def __init__(self, root: Any):
-        self.root, self.refs = root, {}
+        self.root, self.nodes = root, {}   # id(subschema dict) -> Node; root keeps the dicts alive
 
-    def resolve(self, ref: str) -> Any:
-        if not ref.startswith("#"):
-            return None
-        target = self.root
-        for part in filter(None, ref[1:].split("/")):
-            part = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, dict) and part in target:
-                target = target[part]
-            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
-                target = target[int(part)]
-            else:
-                return None
-        return target
-
-    def build(self, schema: Any) -> Node:
+    def build(self, schema: Any, depth: int = 0) -> Node:
         if schema is False:
             return Node(always_false=True)
-        node = Node()
-        if not isinstance(schema, dict):
-            return node
+        if not isinstance(schema, dict) or depth > MAX_DEPTH:
+            return Node()
+        if id(schema) in self.nodes:
+            return self.nodes[id(schema)]
+        node = self.nodes[id(schema)] = Node()
+        below = depth + 1
         if "type" in schema:
             node.type_check = _leaf({"type": schema["type"]})
         node.leaves = [v for kw in LEAF_KEYWORDS if kw in schema
@@ -101,46 +100,45 @@ class _Builder:
         if isinstance(schema.get("required"), list):
             node.required = tuple(k for k in schema["required"] if isinstance(k, str))
         if isinstance(schema.get("properties"), dict):
-            node.props = {k: self.build(v) for k, v in schema["properties"].items()}
+            node.props = {k: self.build(v, below) for k, v in schema["properties"].items()}
         extra = schema.get("additionalProperties")
         if extra is False:
             node.closed = _leaf({"properties": {k: True for k in schema.get("properties", {}) or {}},
                                  "patternProperties": {p: True for p in schema.get("patternProperties", {}) or {}},
                                  "additionalProperties": False})
         elif isinstance(extra, dict):
-            node.extra = self.build(extra)
+            node.extra = self.build(extra, below)
         if isinstance(schema.get("prefixItems"), list):
-            node.prefix = [self.build(s) for s in schema["prefixItems"]]
+            node.prefix = [self.build(s, below) for s in schema["prefixItems"]]
         if isinstance(schema.get("items"), (dict, bool)):
-            node.items = self.build(schema["items"])
+            node.items = self.build(schema["items"], below)
         if isinstance(schema.get("minItems"), int):
             node.min_items = max(0, min(schema["minItems"], MAX_ITEMS))
         if isinstance(schema.get("allOf"), list):
-            node.all_of = [self.build(s) for s in schema["allOf"]]
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            if ref not in self.refs:
-                self.refs[ref] = Node()  # placeholder breaks cycles
-                target = self.resolve(ref)
-                if target is not None and target is not schema:
-                    self.refs[ref].__dict__.update(self.build(target).__dict__)
-            node.all_of.append(self.refs[ref])
+            node.all_of = [self.build(s, below) for s in schema["allOf"]]
+        target = resolve_ref(self.root, schema.get("$ref"))
+        if isinstance(target, (dict, bool)):
+            node.all_of.append(self.build(target, below))
         return node
 
 
-def size(node: Node) -> int:
+def size(node: Node, depth: int = 0) -> int:
     """How many checks a node would count if its instance were absent or of the wrong type.
-    Memoised; a node met again while its own size is being computed (a recursive $ref) counts 0."""
+    Memoised; a node met again while its own size is being computed (a recursive $ref) counts 0,
+    and so does anything below MAX_DEPTH."""
     if node._size is not None:
         return node._size
+    if depth > MAX_DEPTH:
+        return 0
     node._size = 0  # in progress: cycles stop here
+    below = depth + 1
     n = int(node.always_false) + int(node.type_check is not None) + len(node.leaves) + len(node.required)
-    n += sum(size(node.props[k]) for k in node.required if k in node.props)
+    n += sum(size(node.props[k], below) for k in node.required if k in node.props)
     n += int(node.closed is not None)
-    n += sum(size(p) for p in node.prefix[:node.min_items])
+    n += sum(size(p, below) for p in node.prefix[:node.min_items])
     if node.items is not None:
-        n += max(0, node.min_items - len(node.prefix)) * size(node.items)
-    n += sum(size(a) for a in node.all_of)
+        n += max(0, node.min_items - len(node.prefix)) * size(node.items, below)
+    n += sum(size(a, below) for a in node.all_of)
     node._size = n
     return n
 
@@ -152,50 +150,61 @@ def _ok(v: Any, x: Any) -> bool:
         return False
 
 
-def walk(node: Node, x: Any, depth: int = 0) -> tuple[int, int]:
-    """(checks satisfied, checks counted) for instance `x` under `node`."""
-    if depth > MAX_DEPTH:
-        return 0, 0
-    if node.always_false:
-        return 0, 1
-    sat = total = 0
-    if node.type_check is not None:
-        if not _ok(node.type_check, x):
-            return 0, max(1, size(node))
-        sat, total = 1, 1
-    for v in node.leaves:
-        total += 1
-        sat += _ok(v, x)
-    if isinstance(x, dict):
-        for k in node.required:
+class _Walk:
+    """One scoring pass over an instance: each (node, instance value) pair is scored once."""
+
+    def __init__(self):
+        self.memo: dict[tuple[int, int], tuple[int, int]] = {}
+        self.visits = 0
+
+    def __call__(self, node: Node, x: Any, depth: int = 0) -> tuple[int, int]:
+        """(checks satisfied, checks counted) for instance `x` under `node`."""
+        key = (id(node), id(x))   # the instance and the plan outlive the pass, so ids stay unique
+        if key in self.memo:
+            return self.memo[key]
+        if depth > MAX_DEPTH or self.visits >= MAX_VISITS:
+            return 0, 0
+        self.visits += 1
+        self.memo[key] = (0, 0)   # in progress: met again in place (a $ref cycle), it adds nothing
+        self.memo[key] = result = self._score(node, x, depth + 1)
+        return result
+
+    def _score(self, node: Node, x: Any, below: int) -> tuple[int, int]:
+        if node.always_false:
+            return 0, 1
+        sat = total = 0
+        if node.type_check is not None:
+            if not _ok(node.type_check, x):
+                return 0, max(1, size(node))
+            sat, total = 1, 1
+        for v in node.leaves:
             total += 1
-            if k in x:
-                sat += 1
-            elif k in node.props:
-                total += size(node.props[k])
-        for k, child in node.props.items():
-            if k in x:
-                s, t = walk(child, x[k], depth + 1)
-                sat, total = sat + s, total + t
-        if node.closed is not None:
-            total += 1
-            sat += _ok(node.closed, x)
-        if node.extra is not None:
-            for k in [k for k in x if k not in node.props][:MAX_ITEMS]:
-                s, t = walk(node.extra, x[k], depth + 1)
-                sat, total = sat + s, total + t
-    elif isinstance(x, list):
-        for i, item in enumerate(x[:MAX_ITEMS]):
-            child = node.prefix[i] if i < len(node.prefix) else node.items
+            sat += _ok(v, x)
+        parts = []  # (child node, instance value) pairs scored below this node
+        if isinstance(x, dict):
+            for k in node.required:
+                total += 1
+                if k in x:
+                    sat += 1
+                elif k in node.props:
+                    total += size(node.props[k])
+            parts += [(child, x[k]) for k, child in node.props.items() if k in x]
+            if node.closed is not None:
+                total += 1
+                sat += _ok(node.closed, x)
+            if node.extra is not None:
+                parts += [(node.extra, x[k]) for k in [k for k in x if k not in node.props][:MAX_ITEMS]]
+        elif isinstance(x, list):
+            parts += [(node.prefix[i] if i < len(node.prefix) else node.items, item)
+                      for i, item in enumerate(x[:MAX_ITEMS])]
+            if node.items is not None and len(x) < node.min_items:
+                total += max(0, node.min_items - max(len(x), len(node.prefix))) * size(node.items)
+        parts += [(sub, x) for sub in node.all_of]
+        for child, value in parts:
             if child is not None:
-                s, t = walk(child, item, depth + 1)
+                s, t = self(child, value, below)
                 sat, total = sat + s, total + t
-        if node.items is not None and len(x) < node.min_items:
-            total += max(0, node.min_items - max(len(x), len(node.prefix))) * size(node.items)
-    for sub in node.all_of:
-        s, t = walk(sub, x, depth + 1)
-        sat, total = sat + s, total + t
-    return sat, total
+        return sat, total
 
 
 def schema_credit(instance: Any, compiled: Compiled) -> float:
@@ -207,7 +216,7 @@ def schema_credit(instance: Any, compiled: Compiled) -> float:
     try:
         if compiled.credit_plan is None:
             compiled.credit_plan = _Builder(compiled.schema).build(compiled.schema)
-        sat, total = walk(compiled.credit_plan, instance)
+        sat, total = _Walk()(compiled.credit_plan, instance)
     except (RecursionError, MemoryError, ValueError, TypeError):
         return 0.0
     return min(max(sat / (total + 1), 0.0), 1.0)

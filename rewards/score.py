@@ -1,15 +1,18 @@
 """Score a batch of completions against their tasks: one parse each, every component, one total.
 
-Contract: `score(completions, tasks, config, truncated) -> RewardBatch` never raises on any text
-(only on a caller error: mismatched lengths); time is linear in the total text. Component arrays
+Contract: `score(completions, tasks, config, truncated) -> RewardBatch` never raises on any text or
+schema (only on a caller error: mismatched lengths); time is linear in the total text and bounded
+per completion whatever the schema (tests/test_rewards_hardening.py: < 0.5 s). Component arrays
 cover every name in COMPONENTS; a component that does not apply to a row's task kind is 0 there
 (JSON components on math rows, correctness on JSON rows) and carries no weight for that row.
 
 Error classes (first that applies), shared with eval's error taxonomy:
-  json: ok | truncated | no_json | parse_error:<kind> | schema_invalid | schema:<keyword>
+  json: ok | truncated | no_json | parse_error:<kind> | schema_invalid | schema_unsupported | schema:<keyword>
   math: ok | truncated | no_answer | wrong_answer
 "truncated" means the engine cut the completion (finish_reason == "length") or the text looks cut
-(an unclosed fence or <think>, open brackets) and nothing usable came out of it.
+(an unclosed fence or <think>, open brackets) and nothing usable came out of it. The parse kinds
+are rewards.parse's (duplicate_key, lone_surrogate, non_finite_number, too_deep, expecting_value, ...);
+schema_invalid / schema_unsupported say the task's schema could not be used (rewards.validator).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from rewards import components as C
 from rewards.config import COMPONENTS, GATE_COMPONENTS, RewardConfig
 from rewards.math_answer import has_answer_line
 from rewards.parse import Parsed, parse_completion
-from rewards.validator import SCHEMA_INVALID, compile_schema, failing_keywords, is_valid
+from rewards.validator import SCHEMA_INVALID, SCHEMA_UNSUPPORTED, compile_schema, failing_keywords, is_valid
 
 
 @dataclass
@@ -64,7 +67,8 @@ def _json_row(p: Parsed, task: Task, truncated: bool) -> tuple[dict[str, float],
         error = "truncated" if cut else f"parse_error:{p.error_kind}"
     else:
         keywords = failing_keywords(compiled, p.value)
-        error = SCHEMA_INVALID if keywords == [SCHEMA_INVALID] else f"schema:{keywords[0]}"
+        unusable = keywords[0] in (SCHEMA_INVALID, SCHEMA_UNSUPPORTED)
+        error = keywords[0] if unusable else f"schema:{keywords[0]}"
     return scores, strict, error, keywords
 
 

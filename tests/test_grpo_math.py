@@ -35,6 +35,18 @@ def test_all_tie_group_has_zero_advantage_and_is_flagged():
     assert zero_variance_groups(rewards).tolist() == [True, False]
 
 
+@pytest.mark.parametrize("G", [3, 5, 6, 7, 8, 12, 16])
+def test_tied_groups_get_exactly_zero_even_when_the_float32_mean_is_inexact(G):
+    # seven 0.7s average to 1 ulp below 0.7 in float32; over a group std of ~6e-8 + eps that ulp
+    # became advantages of up to ~5e-3 before the tie was zeroed explicitly
+    values = torch.tensor([0.1, 0.3, 0.7, 1 / 3, 0.55, 0.9, -0.35, 2.123])
+    rewards = torch.cat([values[:, None].expand(-1, G), torch.linspace(0, 1, G)[None]])  # [9, G]
+    for fn in (group_scaled, batch_scaled, unscaled):
+        adv = fn(rewards, 1e-4)
+        assert torch.equal(adv[:-1], torch.zeros(len(values), G)), f"{fn.__name__}: tied groups must get exactly 0"
+        assert adv[-1].abs().max() > 0.1, f"{fn.__name__}: the one varied group keeps its signal"
+
+
 # ----------------------------------------------------------------------------- clipping and KL
 
 def test_clipped_surrogate_hand_values():

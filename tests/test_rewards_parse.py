@@ -68,3 +68,23 @@ def test_deep_nesting_is_a_parse_error_not_a_crash():
 def test_json_null_parses_as_ok_with_value_none():
     p = parse_completion("```json\nnull\n```")
     assert p.ok and p.value is None
+
+
+def test_duplicate_member_names_do_not_parse_at_any_depth():
+    for text in ('{"a": 1, "a": 1}', '[{"b": {"c": 1, "c": 2}}]', '{"x": [[{"k": 0, "k": 0}]]}'):
+        p = parse_completion(text)
+        assert not p.ok and p.error_kind == "duplicate_key", f"{text}: parsers disagree on which value wins"
+    assert parse_completion('[{"a": 1}, {"a": 2}]').ok, "the same name in two objects is fine"
+
+
+def test_lone_surrogates_do_not_parse_but_pairs_and_escaped_backslashes_do():
+    for text in ('["\\ud800"]', '{"\\udc00": 1}', '["\ud800"]', '["\\ud83d"]'):
+        assert parse_completion(text).error_kind == "lone_surrogate", f"{text!r} is not Unicode"
+    assert parse_completion('["\\ud83d\\ude00"]').value == ["\U0001F600"]
+    assert parse_completion('["\\\\ud800"]').value == ["\\ud800"], "an escaped backslash, then plain text"
+
+
+def test_floats_beyond_a_double_are_non_finite_but_big_integers_parse():
+    assert parse_completion("[1e999]").error_kind == "non_finite_number", "Python would make it inf"
+    assert parse_completion("[1" + "0" * 400 + "]").value == [10 ** 400]
+    assert parse_completion("[1e-400]").value == [0.0], "underflow is finite"
