@@ -1,6 +1,7 @@
 """System prompts and gold assistant replies in the instructed format (for SFT and reward tests).
 
-Contract: `system_prompt(kind, thinking)` picks one of the three prompts below; `format_gold(task,
+Contract: `system_prompt(kind, thinking)` picks one of the four prompts below, `task_system_prompt(task,
+thinking)` the one a task is rendered with (its own `system`, else that default); `format_gold(task,
 thinking)` renders a task's gold in exactly the format that prompt asks for, so the gold reply
 earns the maximum of every reward component (tests check this). No tokenizer, no chat template.
 
@@ -50,6 +51,11 @@ def system_prompt(kind: str, thinking: bool) -> str:
     raise ValueError(f"unknown task kind {kind!r}; expected 'json' or 'math'")
 
 
+def task_system_prompt(task: Task, thinking: bool) -> str:
+    """The system prompt a task is rendered with: its own (a user's task file row), else its kind's default."""
+    return task.system if task.system is not None else system_prompt(task.kind, thinking)
+
+
 def _type_phrase(schema: dict) -> str:
     if "const" in schema:
         return f"exactly {json.dumps(schema['const'])}"
@@ -80,7 +86,8 @@ def describe_schema(schema: dict) -> str:
     props = node.get("properties", {}) if isinstance(node, dict) else {}
     if props:
         required = set(node.get("required", []))
-        keys = "; ".join(f'"{k}" is {_type_phrase(v)}' + ("" if k in required else " (optional)")
+        keys = "; ".join(f'"{k}" is {_type_phrase(v) if isinstance(v, dict) else "any value"}'
+                         + ("" if k in required else " (optional)")
                          for k, v in props.items())
         sentences.append(f"Keys: {keys}.")
         if node.get("additionalProperties") is False:

@@ -2,7 +2,9 @@
 
 A `Task` is what `curriculum` produces, what `rollout` renders into a prompt (through its `prompt`),
 what `rewards` scores a completion against (through `kind`, `schema`, `answer`) and what `eval`
-groups metrics by (`tier`, `template_id`, `source`). It knows nothing of models or tokenizers.
+groups metrics by (`tier`, `template_id`, `source`). Its system prompt is the default of its kind
+(`curriculum.prompts.system_prompt`) unless `system` sets its own (a row of a user's task file,
+curriculum.custom). It knows nothing of models or tokenizers.
 """
 from __future__ import annotations
 
@@ -23,5 +25,6 @@ class Task:
     schema: dict[str, Any] | None = None   # JSON Schema (draft 2020-12) for kind == "json"
     gold: Any = None            # a reference answer: a JSON instance that validates, or a solution text
     answer: str | None = None   # canonical final answer for kind == "math" (e.g. "18" or "-3/4")
-    source: str = "synthetic"   # "synthetic", "jsonschemabench/Glaiveai2K", "gsm8k", ...
+    source: str = "synthetic"   # "synthetic", "jsonschemabench/Glaiveai2K", "gsm8k", "custom/<file>", ...
+    system: str | None = None   # replaces its kind's default system prompt (curriculum.prompts.task_system_prompt)
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

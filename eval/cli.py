@@ -90,8 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--adapter", nargs="+", default=[], help="PEFT adapter folders, as PATH or LABEL=PATH (a run's <run>/adapter is labelled <run>)")
     p.add_argument("--baseline", action="store_true", help="re-run the baseline even if cached")
     p.add_argument("--bench", nargs="+", default=["synthetic"],
-                   help="prompt sets: synthetic linear gsm8k Glaiveai2K Github_easy Github_medium Snowplow WashingtonPost ...")
-    p.add_argument("--limit", type=_at_least_1, help="prompts per set (default: synthetic 300, JSONSchemaBench 200, gsm8k 300, linear 150)")
+                   help="prompt sets: synthetic linear gsm8k Glaiveai2K Github_easy Github_medium Snowplow WashingtonPost ... "
+                        "or a task file PATH.jsonl (curriculum.custom; named by its stem)")
+    p.add_argument("--limit", type=_at_least_1, help="prompts per set (default: synthetic 300, JSONSchemaBench 200, gsm8k 300, "
+                   "linear 150, a task file all its rows)")
     p.add_argument("--n", type=_at_least_1, help="samples per prompt (default 1)")
     p.add_argument("--k", help="comma-separated k for pass@k, each <= n (default: 1 and n; with --pass-at-1: 1)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default: the config's, else 0.7)")
@@ -163,7 +165,7 @@ def build_plan(args: argparse.Namespace, command: str):
     """The EvalPlan of the arguments, each checked first (InputError, one line). Loads no model."""
     from eval.records import Decoding
     from eval.run import BASELINE, CONSTRAINED, EvalPlan, adapter_spec
-    from eval.sets import check_set
+    from eval.sets import check_set, is_file_set
     from rollout.checks import check_adapter, check_model, check_output_folder
     from rollout.models import cache_root, offline_unless_hub
 
@@ -177,6 +179,12 @@ def build_plan(args: argparse.Namespace, command: str):
               ("--out", check_output_folder, args.out),
               ("--cache-dir", check_output_folder, args.cache_dir or cache_root() / "eval-baselines")]
     checks += [(f"--bench {name}", lambda name: check_set(name, args.data_dir), name) for name in args.bench]
+    named: dict[str, str] = {}   # a task file is named by its stem in reports: two sets must not share a name
+    for name in args.bench:
+        key = (Path(name).stem if is_file_set(name) else name).lower()
+        if key in named and (is_file_set(name) or is_file_set(named[key])):
+            raise InputError(f"--bench {name}: --bench {named[key]} has the same name in reports; rename the file")
+        named.setdefault(key, name)
     labels = [BASELINE, CONSTRAINED]
     for spec in args.adapter:
         label, path = adapter_spec(spec)

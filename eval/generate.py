@@ -2,10 +2,11 @@
 
 Contract: `Generator(model_spec, engine=...)` owns one engine for its lifetime (vLLM by default,
 transformers selectable); `run(label, tasks, decoding, adapter)` renders every task with the model's
-chat template and the system prompt of its kind (`curriculum.prompts`), generates `decoding.n`
-completions per prompt and returns a `Generated`. Prompts whose tokens plus `max_tokens` exceed
-the context are not run: they are listed in `Generated.skipped` as "context" (reported apart, never
-scored as failures, never silently dropped). Constrained decoding goes through `eval.constrained`.
+chat template and its system prompt (`curriculum.prompts.task_system_prompt`: its kind's default, or a
+user task file's own), generates `decoding.n` completions per prompt and returns a `Generated`.
+Prompts whose tokens plus `max_tokens` exceed the context are not run: they are listed in
+`Generated.skipped` as "context" (reported apart, never scored as failures, never silently dropped).
+Constrained decoding goes through `eval.constrained`.
 
 What it does NOT know: rewards, metrics, training. It never imports `grpo`; adapters arrive as PEFT
 folders (adapter_config.json + adapter_model.safetensors), as the trainer writes them.
@@ -20,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from curriculum.prompts import system_prompt
+from curriculum.prompts import task_system_prompt
 from curriculum.task import Task
 from eval.records import Completion, Decoding, Generated
 from rollout.chat import full_completion, render_prompt
@@ -86,7 +87,7 @@ class Generator:
         self._adapter = adapter
 
     def render(self, tasks: list[Task], thinking: bool) -> list[list[int]]:
-        return [render_prompt(self.tokenizer, system_prompt(t.kind, thinking), t.prompt, think_prefill=thinking)
+        return [render_prompt(self.tokenizer, task_system_prompt(t, thinking), t.prompt, think_prefill=thinking)
                 for t in tasks]
 
     def run(self, label: str, tasks: list[Task], decoding: Decoding, adapter: str | Path | None = None,

@@ -30,7 +30,7 @@ from typing import Any
 from eval.cache import BaselineCache
 from eval.metrics import evaluate, outcomes
 from eval.records import Decoding, Generated, write_atomic
-from eval.sets import canonical_name, load_set, set_hash
+from eval.sets import canonical_name, load_set, set_hash, set_label
 from eval.stats import paired_outcomes
 
 BASELINE, CONSTRAINED = "baseline", "constrained"
@@ -136,7 +136,7 @@ def run_set(plan: EvalPlan, name: str, lazy: _Lazy, cache: BaselineCache) -> tup
         metrics["decoding"] = gen.meta.get("decoding", {})
         per_label[gen.label] = metrics
         outs[gen.label] = outcomes(gen, gen_rows)
-        rows += [{"set": name, **r} for r in gen_rows]
+        rows += [{"set": set_label(name), **r} for r in gen_rows]
     comparisons = {}
     for label, out in outs.items():
         if label == BASELINE:
@@ -174,8 +174,8 @@ def run_eval(plan: EvalPlan) -> dict[str, Any]:
     metrics: dict[str, Any] = {"sets": {}}
     lines: list[str] = []
     for name in names:
-        print(f"[grpo-eval] set {name} ...", file=sys.stderr, flush=True)
-        metrics["sets"][name], rows = run_set(plan, name, lazy, cache)
+        print(f"[grpo-eval] set {set_label(name)} ...", file=sys.stderr, flush=True)
+        metrics["sets"][set_label(name)], rows = run_set(plan, name, lazy, cache)
         lines += [json.dumps(r, ensure_ascii=False) + "\n" for r in rows]
         write_atomic(out / "completions.jsonl", "".join(lines))
         _write_metrics(out, plan, metrics, t0)          # partial results survive a kill

@@ -1,9 +1,11 @@
-"""Named prompt sets: the held-out synthetic JSON eval, linear equations, and external benchmarks.
+"""Named prompt sets: the held-out synthetic JSON eval, linear equations, external benchmarks, user files.
 
 Contract: `load_set(name, limit, seed, data_dir)` returns the tasks of one set, pure in its
 arguments; `check_set(name, data_dir)` says up front whether it can (known name, external file
-present) without reading it; `set_hash(tasks)` gives a short content hash of the tasks (ids, prompts,
-schemas, answers) that keys the baseline cache: change one prompt and the cached baseline no longer matches.
+present without reading it; a user's file read and every row checked); `set_label(name)` is the
+set's name in reports; `set_hash(tasks)` gives a short content hash of the tasks (ids, prompts,
+schemas, answers, own system prompts) that keys the baseline cache: change one prompt and the cached
+baseline no longer matches.
 
 Sets (case-insensitive names):
   synthetic      curriculum.json_tasks, split "eval" (held out from training by template parameters),
@@ -14,13 +16,18 @@ Sets (case-insensitive names):
   gsm8k          GSM8K test (external, evaluation only) - default 300
   <subset>       a JSONSchemaBench subset (Glaiveai2K, Github_easy, Github_medium, Snowplow,
                  WashingtonPost, ...) - default 200
+  PATH.jsonl     a user's task file (curriculum.custom; one bad row refuses it) - default every row;
+                 named by its stem in reports. It is not held out from anything: a file also trained on
+                 measures the training rows.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 
+from curriculum.custom import load_jsonl
 from curriculum.external import JSONSCHEMABENCH_SUBSETS, external_file, load_gsm8k, load_jsonschemabench
 from curriculum.json_tasks import generate_json_tasks
 from curriculum.linear_equations import generate_linear_tasks
@@ -31,7 +38,20 @@ DEFAULT_JSONSCHEMABENCH_LIMIT = 200
 _SUBSETS = {s.lower(): s for s in JSONSCHEMABENCH_SUBSETS}
 
 
+def is_file_set(name: str) -> bool:
+    return name.lower().endswith(".jsonl")
+
+
+def set_label(name: str) -> str:
+    """A set's name in reports: the canonical name, a user file's stem."""
+    return Path(name).stem if is_file_set(name) else canonical_name(name)
+
+
 def canonical_name(name: str) -> str:
+    if is_file_set(name):
+        if not Path(name).is_file():
+            raise ValueError(f"{name}: no such file (a prompt set ending in .jsonl is a user's task file)")
+        return name
     low = name.lower()
     if low in DEFAULT_LIMITS:
         return low
@@ -43,7 +63,9 @@ def canonical_name(name: str) -> str:
 def check_set(name: str, data_dir: str | Path | None = None) -> str:
     """The canonical name of a set `load_set` can load; ValueError (one line) if it cannot."""
     name = canonical_name(name)
-    if name == "gsm8k" or name not in DEFAULT_LIMITS:  # the external sets: GSM8K and JSONSchemaBench
+    if is_file_set(name):
+        load_jsonl(name)   # every row checked: a bad one is a one-line error now, not after a model load
+    elif name == "gsm8k" or name not in DEFAULT_LIMITS:  # the external sets: GSM8K and JSONSchemaBench
         path = external_file(name, data_dir)
         if not path.is_file():
             raise ValueError(f"{path} not found; set $GRPO_EXTERNAL_DATA or --data-dir "
@@ -53,6 +75,11 @@ def check_set(name: str, data_dir: str | Path | None = None) -> str:
 
 def load_set(name: str, limit: int | None = None, seed: int = 0, data_dir: str | Path | None = None) -> list[Task]:
     name = canonical_name(name)
+    if is_file_set(name):
+        tasks = load_jsonl(name)
+        if limit is None or limit >= len(tasks):
+            return tasks
+        return [tasks[i] for i in sorted(random.Random(f"{set_label(name)}:{seed}").sample(range(len(tasks)), limit))]
     n = limit if limit is not None else DEFAULT_LIMITS.get(name, DEFAULT_JSONSCHEMABENCH_LIMIT)
     if name == "synthetic":
         return generate_json_tasks(n, seed, "eval")
@@ -68,5 +95,6 @@ def load_set(name: str, limit: int | None = None, seed: int = 0, data_dir: str |
 def set_hash(tasks: list[Task]) -> str:
     h = hashlib.sha256()
     for t in tasks:
-        h.update(json.dumps([t.id, t.kind, t.prompt, t.schema, t.answer], sort_keys=True, default=str).encode())
+        key = [t.id, t.kind, t.prompt, t.schema, t.answer] + ([t.system] if t.system is not None else [])
+        h.update(json.dumps(key, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]

@@ -90,12 +90,19 @@ class RolloutSection(Section):
 
 
 class DataSection(Section):
-    kind: Literal["json", "math"] = "json"  # curriculum.json_tasks or curriculum.linear_equations
-    num_tasks: int = Field(4000, ge=1)      # training pool, walked in a reshuffled order each epoch
-    seed: int = 42                          # generator seed (the seed repo's data seed)
+    # json / math: the generators (curriculum.json_tasks, curriculum.linear_equations); jsonl / dataset: the
+    # user's own rows (curriculum.custom: prompt + schema required, gold/id/tier/system optional), all of them
+    kind: Literal["json", "math", "jsonl", "dataset"] = "json"
+    num_tasks: int = Field(4000, ge=1)      # generators only: training pool, walked in a reshuffled order each epoch
+    seed: int = 42                          # generators only: generator seed (the seed repo's data seed)
     tier_mix: dict[str, float] | None = None  # json only, e.g. {simple=0.2, medium=0.3, hard=0.5}
     # json only: the share of the pool whose prompt gives the JSON Schema itself (curriculum.json_tasks "schema")
     schema_prompt_share: float = Field(0.0, ge=0, le=1)
+    # jsonl: a .jsonl file; dataset: a save_to_disk folder, a data file (.jsonl/.parquet/.csv) or a hub id.
+    # Relative to the current directory. Checked row by row before any model loads (check_paths).
+    path: str | None = None
+    split: str = "train"                    # dataset only
+    columns: dict[str, str] | None = None   # dataset only: task field -> column, e.g. {prompt = "question"}
 
     @field_validator("tier_mix")
     @classmethod
@@ -103,6 +110,15 @@ class DataSection(Section):
         if tier_mix is not None:
             tier_counts(1, tier_mix)  # the generator's own check (known tiers, weights >= 0, sum > 0), up front
         return tier_mix
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str] | None) -> dict[str, str] | None:
+        from curriculum.custom import FIELDS
+        unknown = [f for f in columns or {} if f not in FIELDS]
+        if unknown:
+            raise ValueError(f"unknown task field {unknown[0]!r}; known: {', '.join(FIELDS)}")
+        return columns
 
 
 class GRPOSection(Section):
@@ -160,10 +176,21 @@ class Config(Section):
         if r.max_new_tokens >= r.max_model_len:
             raise ValueError(f"rollout.max_new_tokens: {r.max_new_tokens} leaves no room for the prompt "
                              f"in rollout.max_model_len = {r.max_model_len}")
-        if self.data.schema_prompt_share > 0 and self.data.kind != "json":
-            raise ValueError("data.schema_prompt_share: only JSON tasks have schema prompts (data.kind = 'math')")
-        if self.data.tier_mix is not None and self.data.kind != "json":
-            raise ValueError("data.tier_mix: only JSON tasks have tiers (data.kind = 'math')")
+        d = self.data
+        if d.schema_prompt_share > 0 and d.kind != "json":
+            raise ValueError("data.schema_prompt_share: only generated JSON tasks have schema prompts "
+                             f"(data.kind = {d.kind!r})")
+        if d.tier_mix is not None and d.kind != "json":
+            raise ValueError(f"data.tier_mix: only generated JSON tasks have a tier mix (data.kind = {d.kind!r})")
+        if d.kind in ("jsonl", "dataset") and d.path is None:
+            raise ValueError(f"data.path: data.kind = {d.kind!r} reads its tasks from data.path; set it")
+        if d.path is not None and d.kind not in ("jsonl", "dataset"):
+            raise ValueError(f"data.path: only data.kind = 'jsonl' or 'dataset' reads a file (data.kind = {d.kind!r})")
+        if (d.columns is not None or d.split != "train") and d.kind != "dataset":
+            raise ValueError(f"data.{'columns' if d.columns is not None else 'split'}: only data.kind = 'dataset' "
+                             f"has columns and splits (data.kind = {d.kind!r})")
+        if self.curriculum is not None and d.kind in ("jsonl", "dataset"):
+            raise ValueError(f"curriculum: stages draw from the generators; data.kind = {d.kind!r} trains on one pool")
         if self.model.load_in_4bit and self.model.dtype == "float32":
             raise ValueError("model.load_in_4bit: NF4 computes in bfloat16; set model.dtype = 'bfloat16'")
         if r.top_p < 1 and self.run.mode == "grpo":
@@ -254,17 +281,28 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
 
 def check_paths(cfg: Config) -> None:
     """What the config points at, checked before any model loads (rollout.checks): model.path resolves
-    without a download, model.init_adapter is a PEFT adapter with weights, the run folder is writable.
-    Raises ConfigError naming the key."""
+    without a download, model.init_adapter is a PEFT adapter with weights, the run folder is writable,
+    and a user's task file (data.path) loads with every row good. Raises ConfigError naming the key."""
     from rollout.checks import check_adapter, check_model, check_output_folder
     checks = [("model.path", check_model, cfg.model.path), ("run.out_dir", check_output_folder, cfg.run_dir)]
     if cfg.model.init_adapter:
         checks.append(("model.init_adapter", check_adapter, cfg.model.init_adapter))
+    if cfg.data.kind in ("jsonl", "dataset"):
+        checks.append(("data.path", check_task_data, cfg))
     for key, check, value in checks:
         try:
             check(value)
         except ValueError as err:
             raise ConfigError(f"{key}: {err}") from None
+
+
+def check_task_data(cfg: Config) -> None:
+    """data.path loads (curriculum.custom: a bad row refuses the whole file); SFT needs a row with a gold."""
+    from curriculum.custom import load_custom
+    d = cfg.data
+    tasks = load_custom(d.kind, d.path, d.split, d.columns)
+    if cfg.run.mode == "sft" and all(t.gold is None for t in tasks):
+        raise ValueError(f"{d.path}: no row has a gold, and run.mode = 'sft' trains on golds")
 
 
 # ----------------------------------------------------------------------------- writing

@@ -6,12 +6,14 @@ and the SFT side of seed 001's SFT-vs-GRPO comparison. `run_sft(config)` is the 
     summary = run_sft(load_config("configs/smollm2-135m-cpu-sft.toml"))
     # then GRPO from it:  model.init_adapter = "<run_dir>/adapter"
 
-Data: each training task (the same generators and `data` section as GRPO) becomes one example, the
-prompt GRPO would render (system prompt for `reward.thinking`, the model's chat template, and the
-"<think>\\n" prefill when `think_prefill` is on) followed by the gold reply in the instructed format
-(`curriculum.prompts.format_gold`) and EOS. With the prefill on, the gold's leading "<think>\\n" is
-part of the prompt, not the target. Prompt and target are tokenized separately and concatenated, as a
-rollout's prompt ids and sampled ids are, so SFT trains exactly the token sequences GRPO later samples.
+Data: each training task with a gold (the same generators, or user file, and `data` section as GRPO;
+rows of a user's file without a gold are skipped, and the start-up lines say how many) becomes one
+example, the prompt GRPO would render (the task's system prompt for `reward.thinking`, the model's
+chat template, and the "<think>\\n" prefill when `think_prefill` is on) followed by the gold reply in
+the instructed format (`curriculum.prompts.format_gold`) and EOS. With the prefill on, the gold's
+leading "<think>\\n" is part of the prompt, not the target. Prompt and target are tokenized separately
+and concatenated, as a rollout's prompt ids and sampled ids are, so SFT trains exactly the token
+sequences GRPO later samples.
 
 Loss: mean negative log-likelihood over the target tokens of an optimizer step (labels are -100 on
 prompt and padding, so they carry no loss; summing micro-batch losses gives the step's token mean).
@@ -52,12 +54,22 @@ class Example:
         return sum(label != IGNORE for label in self.labels)
 
 
+def gold_tasks(tasks: list[Task]) -> tuple[list[Task], int]:
+    """(the tasks with a gold, how many had none); ConfigError when none has one."""
+    from grpo.config import ConfigError
+    with_gold = [t for t in tasks if t.gold is not None]
+    if not with_gold:
+        raise ConfigError(f"data: none of the {len(tasks)} tasks has a gold reply, and run.mode = 'sft' "
+                          "trains on golds")
+    return with_gold, len(tasks) - len(with_gold)
+
+
 def build_example(tokenizer, task: Task, thinking: bool, think_prefill: bool = False) -> Example:
     """Prompt ids (as GRPO renders them) + gold reply ids + EOS, with labels only on the reply."""
-    from curriculum.prompts import format_gold, system_prompt
+    from curriculum.prompts import format_gold, task_system_prompt
     from rollout.chat import THINK_PREFILL, render_prompt
 
-    prompt_ids = render_prompt(tokenizer, system_prompt(task.kind, thinking), task.prompt,
+    prompt_ids = render_prompt(tokenizer, task_system_prompt(task, thinking), task.prompt,
                                think_prefill=think_prefill)
     target = format_gold(task, thinking)
     if think_prefill:
@@ -153,11 +165,12 @@ def run_sft(cfg, *, resume: bool = False, allow_config_change: bool = False, tas
     sft, think_prefill = cfg.sft, cfg.rollout.think_prefill
     run_dir, config_toml = start_run(cfg, resume, allow_config_change)
 
-    # Model, data, optimizer.
-    policy, tokenizer = load_policy(resolve_model(cfg.model.path), cfg.model, cfg.lora)
+    # Data (tasks without a gold, possible in a user's file, have nothing to teach), model, optimizer.
     if tasks is None:
         from grpo.tasks import build_task_source
         tasks = build_task_source(cfg.data, cfg.run.seed).tasks
+    tasks, no_gold = gold_tasks(tasks)
+    policy, tokenizer = load_policy(resolve_model(cfg.model.path), cfg.model, cfg.lora)
     examples = [build_example(tokenizer, t, cfg.reward.thinking, think_prefill) for t in tasks]
     too_long = sum(len(e.input_ids) > cfg.rollout.max_model_len for e in examples)
     examples = [e for e in examples if len(e.input_ids) <= cfg.rollout.max_model_len]
@@ -178,7 +191,8 @@ def run_sft(cfg, *, resume: bool = False, allow_config_change: bool = False, tas
     num_target = sum(e.num_target for e in examples)
     per_step = sft.micro_batch_size * sft.grad_accum
     say(f"model            {cfg.model.path}, {cfg.model.dtype}, trainable {trainable:,} / {total:,} parameters\n"
-        f"examples         {len(examples)} ({too_long} longer than rollout.max_model_len dropped), "
+        f"examples         {len(examples)} ({no_gold} tasks without a gold skipped, {too_long} longer than "
+        f"rollout.max_model_len dropped), "
         f"{num_target / max(len(examples), 1):.0f} target tokens each on average\n"
         f"format           thinking={cfg.reward.thinking} think_prefill={think_prefill}\n"
         f"batch            {sft.micro_batch_size} sequences x {sft.grad_accum} micro-batches = {per_step} "

@@ -4,9 +4,13 @@
 integer (how many tasks it has handed out), so a checkpoint restores it exactly. A curriculum run gives
 each stage its own source (grpo.stages).
 
-`PromptRenderer` turns a task into prompt token ids (system prompt + user message through the model's
-chat template, and in think mode optionally the "<think>\n" prefill), once per task; `said(text)` is
-what the model "said" for a completion (prefill + generated text), the string rewards score.
+`PromptRenderer` turns a task into prompt token ids (its system prompt, from
+`curriculum.prompts.task_system_prompt`, + user message through the model's chat template, and in think
+mode optionally the "<think>\n" prefill), once per task; `said(text)` is what the model "said" for a
+completion (prefill + generated text), the string rewards score.
+
+The pool comes from the generators (data.kind "json" / "math") or from the user's own rows
+(data.kind "jsonl" / "dataset", curriculum.custom), used whole: nothing is held out of it.
 """
 from __future__ import annotations
 
@@ -42,8 +46,11 @@ class TaskSource:
 
 
 def build_task_source(data_cfg, seed: int) -> TaskSource:
-    """The training pool from the curriculum generators (`data.kind`)."""
-    if data_cfg.kind == "json":
+    """The training pool (`data.kind`): the curriculum generators, or the user's rows (curriculum.custom)."""
+    if data_cfg.kind in ("jsonl", "dataset"):
+        from curriculum.custom import load_custom
+        tasks = load_custom(data_cfg.kind, data_cfg.path, data_cfg.split, data_cfg.columns)
+    elif data_cfg.kind == "json":
         from curriculum.json_tasks import generate_json_tasks
         n_schema = round(data_cfg.num_tasks * data_cfg.schema_prompt_share)
         tasks = (generate_json_tasks(data_cfg.num_tasks - n_schema, data_cfg.seed, "train", data_cfg.tier_mix)
@@ -62,9 +69,9 @@ class PromptRenderer:
 
     def __call__(self, task: Task) -> list[int]:
         if task.id not in self._cache:
-            from curriculum.prompts import system_prompt
+            from curriculum.prompts import task_system_prompt
             from rollout.chat import render_prompt
-            system = system_prompt(task.kind, self.thinking)
+            system = task_system_prompt(task, self.thinking)
             self._cache[task.id] = render_prompt(self.tokenizer, system, task.prompt, think_prefill=self.think_prefill)
         return self._cache[task.id]
 

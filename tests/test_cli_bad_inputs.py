@@ -65,6 +65,12 @@ def world(tmp_path, monkeypatch):
     (tmp_path / "eval_inf.toml").write_text("[rollout]\ntemperature = inf\n")
     (tmp_path / "eval_hot.toml").write_text('[rollout]\ntemperature = "hot"\n')
     (tmp_path / "eval_len.toml").write_text("[rollout]\nmax_new_tokens = 1024\nmax_model_len = 1024\n")
+    good_row = '{"prompt": "A user as JSON.", "schema": {"type": "object", "required": ["name"]}, "gold": {"name": "A"}}'
+    (tmp_path / "tasks.jsonl").write_text(good_row + "\n")
+    (tmp_path / "bad_row.jsonl").write_text(good_row + '\n{"prompt": "x", "schema": {"type": "integer"}, "gold": "1"}\n')
+    (tmp_path / "no_gold.jsonl").write_text('{"prompt": "A number.", "schema": {"type": "integer"}}\n')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "tasks.jsonl").write_text(good_row + "\n")
     yield tmp_path
     (tmp_path / "closed").chmod(0o755)
 
@@ -108,6 +114,18 @@ TRAIN_CASES = [
     ("lr-inf", ["{t}/good.toml", "--set", "optim.lr=inf"], "finite"),
     ("temperature-inf", ["{t}/good.toml", "--set", "rollout.temperature=inf"], "finite"),
     ("temperature-nan", ["{t}/good.toml", "--set", "rollout.temperature=nan"], "finite"),
+    ("data-jsonl-bad-row", ["{t}/good.toml", "--set", "data.kind=jsonl", "--set", "data.path={t}/bad_row.jsonl"],
+     "bad_row.jsonl: line 2: gold does not validate"),
+    ("data-jsonl-missing", ["{t}/good.toml", "--set", "data.kind=jsonl", "--set", "data.path={t}/nowhere.jsonl"],
+     "no such file"),
+    ("data-jsonl-no-path", ["{t}/good.toml", "--set", "data.kind=jsonl"], "data.path"),
+    ("data-path-with-generator", ["{t}/good.toml", "--set", "data.path={t}/tasks.jsonl"], "data.path"),
+    ("data-sft-no-gold", ["{t}/good.toml", "--set", "run.mode=sft", "--set", "data.kind=jsonl",
+                          "--set", "data.path={t}/no_gold.jsonl"], "no row has a gold"),
+    ("data-dataset-missing", ["{t}/good.toml", "--set", "data.kind=dataset", "--set", "data.path={t}/nowhere_ds"],
+     "no such file or folder"),
+    ("data-columns-unknown-field", ["{t}/good.toml", "--set", "data.kind=dataset", "--set", "data.path={t}/tasks.jsonl",
+                                    "--set", "data.columns={answer = 'a'}"], "data.columns"),
 ]
 
 EVAL_CASES = [
@@ -153,6 +171,9 @@ EVAL_CASES = [
     ("report-only-missing", ["--report-only", "{t}/nowhere"], "no such folder"),
     ("report-only-no-metrics", ["--report-only", "{t}/empty_results"], "no metrics.json"),
     ("report-only-broken-metrics", ["--report-only", "{t}/broken_results"], "not valid JSON"),
+    ("bench-jsonl-bad-row", ["--bench", "{t}/bad_row.jsonl"], "bad_row.jsonl: line 2: gold does not validate"),
+    ("bench-jsonl-missing", ["--bench", "synthetic", "{t}/nowhere.jsonl"], "no such file"),
+    ("bench-jsonl-same-name", ["--bench", "{t}/tasks.jsonl", "{t}/sub/tasks.jsonl"], "same name in reports"),
 ]
 
 
