@@ -1,9 +1,15 @@
 """System prompts and gold assistant replies in the instructed format (for SFT and reward tests).
 
-Contract: `system_prompt(kind, thinking)` picks one of the four prompts below, `task_system_prompt(task,
-thinking)` the one a task is rendered with (its own `system`, else that default); `format_gold(task,
-thinking)` renders a task's gold in exactly the format that prompt asks for, so the gold reply
-earns the maximum of every reward component (tests check this). No tokenizer, no chat template.
+Contract: `system_prompt(kind, thinking, output)` picks one of the prompts below, `task_system_prompt(task,
+thinking, output, system)` the one a task is rendered with (its own `system`, else the run's configured
+`system` for JSON tasks, else that default); `format_gold(task, thinking, output)` renders a task's gold
+in exactly the format that prompt asks for, so the gold reply earns the maximum of every reward
+component (tests check this). No tokenizer, no chat template.
+
+`output` is the JSON reply format (the run's `prompt.output`): "fenced", one ```json block (the
+default, the seed's), or "bare", the JSON value alone with no fence and no other text, as JSON-mode
+and API clients read it (rewards.parse rule 5). Math tasks have one format ("Answer: ...") and ignore
+both `output` and the configured `system`.
 
 The think prompt describes the format in words and gives no sample reply: the seed's example
 ("<think>Your reasoning here.</think>") was parroted verbatim by small models (study 4.2, 9.2).
@@ -12,7 +18,9 @@ from __future__ import annotations
 
 import json
 import re
+
 from curriculum.task import Task
+from rewards.parse import OUTPUTS   # the reply formats the reward knows how to judge
 
 SYSTEM_PROMPT_JSON = (
     "You are a helpful assistant that generates valid JSON. Reply ONLY with one JSON code block: "
@@ -25,6 +33,17 @@ SYSTEM_PROMPT_THINK = (
     "list the keys, types, counts, allowed values and formats the request demands, and how you will "
     "meet each. Then, after </think>, reply with one JSON code block (```json on its own line, the "
     "JSON, ``` on its own line) and no other text.")
+
+SYSTEM_PROMPT_JSON_BARE = (
+    "You are a helpful assistant that generates valid JSON. Reply ONLY with the JSON value itself, as "
+    "raw text: no Markdown code fence and no text before or after it, and satisfy every requirement of "
+    "the request (keys, types, counts, allowed values, formats).")
+
+SYSTEM_PROMPT_THINK_BARE = (
+    "You are a helpful assistant that generates valid JSON. First think inside <think> and </think>: "
+    "list the keys, types, counts, allowed values and formats the request demands, and how you will "
+    "meet each. Then, after </think>, reply with the JSON value itself, as raw text, with no Markdown "
+    "code fence and no other text.")
 
 SYSTEM_PROMPT_MATH = (
     "You are a careful math assistant. Solve the problem step by step, briefly. End with a final line "
@@ -43,17 +62,28 @@ _CALCULATOR_RE = re.compile(r"<<[^<>]*>>")   # GSM8K's calculator annotations "<
 _GSM8K_FINAL_RE = re.compile(r"\n?####\s*(.+?)\s*$")
 
 
-def system_prompt(kind: str, thinking: bool) -> str:
+_JSON_PROMPTS = {("fenced", False): SYSTEM_PROMPT_JSON, ("fenced", True): SYSTEM_PROMPT_THINK,
+                 ("bare", False): SYSTEM_PROMPT_JSON_BARE, ("bare", True): SYSTEM_PROMPT_THINK_BARE}
+
+
+def system_prompt(kind: str, thinking: bool, output: str = "fenced") -> str:
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output format {output!r}; expected one of {OUTPUTS}")
     if kind == "json":
-        return SYSTEM_PROMPT_THINK if thinking else SYSTEM_PROMPT_JSON
+        return _JSON_PROMPTS[output, bool(thinking)]
     if kind == "math":
         return SYSTEM_PROMPT_MATH_THINK if thinking else SYSTEM_PROMPT_MATH
     raise ValueError(f"unknown task kind {kind!r}; expected 'json' or 'math'")
 
 
-def task_system_prompt(task: Task, thinking: bool) -> str:
-    """The system prompt a task is rendered with: its own (a user's task file row), else its kind's default."""
-    return task.system if task.system is not None else system_prompt(task.kind, thinking)
+def task_system_prompt(task: Task, thinking: bool, output: str = "fenced", system: str | None = None) -> str:
+    """The system prompt a task is rendered with: its own (a user's task file row), else for a JSON task
+    the run's configured `system` (prompt.system), else its kind's default for `thinking` and `output`."""
+    if task.system is not None:
+        return task.system
+    if system is not None and task.kind == "json":
+        return system
+    return system_prompt(task.kind, thinking, output)
 
 
 def _type_phrase(schema: dict) -> str:
@@ -76,7 +106,7 @@ def _type_phrase(schema: dict) -> str:
     return phrase
 
 
-def describe_schema(schema: dict) -> str:
+def describe_schema(schema: dict, reply: str = "the block") -> str:
     """A short, task-specific plan derived from the schema's top two levels (the gold <think>)."""
     sentences = [f"The request asks for {_type_phrase(schema)}."]
     node = schema
@@ -93,7 +123,7 @@ def describe_schema(schema: dict) -> str:
         if node.get("additionalProperties") is False:
             sentences.append("No other keys are allowed.")
     sentences.append("I will fill in plausible values of the right types, then check every count, "
-                     "allowed value and format before writing the block.")
+                     f"allowed value and format before writing {reply}.")
     return " ".join(sentences)
 
 
@@ -108,17 +138,21 @@ def _math_solution(task: Task) -> str:
     return text
 
 
-def format_gold(task: Task, thinking: bool) -> str:
-    """The gold assistant reply in the instructed format (what SFT trains on)."""
+def format_gold(task: Task, thinking: bool, output: str = "fenced") -> str:
+    """The gold assistant reply in the instructed format (what SFT trains on): a ```json block, or
+    with output "bare" the JSON alone; in think mode after a <think> plan."""
     if task.kind == "math":
         solution = _math_solution(task)
         if not thinking:
             return solution
         work, _, answer = solution.rpartition("\nAnswer:")
         return f"<think>\n{work.strip()}\n</think>\nAnswer:{answer}" if work else solution
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output format {output!r}; expected one of {OUTPUTS}")
     body = json.dumps(task.gold, indent=2, ensure_ascii=False)
-    block = f"```json\n{body}\n```"
+    reply = f"```json\n{body}\n```" if output == "fenced" else body
     if not thinking:
-        return block
-    plan = describe_schema(task.schema) if isinstance(task.schema, dict) else "I will write the JSON requested."
-    return f"<think>\n{plan}\n</think>\n{block}"
+        return reply
+    plan = (describe_schema(task.schema, "the block" if output == "fenced" else "the JSON")
+            if isinstance(task.schema, dict) else "I will write the JSON requested.")
+    return f"<think>\n{plan}\n</think>\n{reply}"

@@ -5,8 +5,9 @@
     grpo-eval --pass-at-1 --model embedded:smollm2-135m --greedy --constrained --limit 50
 
 A CONFIG (the trainer's TOML) is read tolerantly for the CONFIG_KEYS only - [model].path,
-[reward].thinking, [rollout].temperature/top_p/max_new_tokens/max_model_len - with `tomllib`, not
-through `grpo.config`, so eval never depends on the trainer's internals. Flags override it.
+[reward].thinking, [prompt].output/system, [rollout].temperature/top_p/max_new_tokens/max_model_len -
+with `tomllib`, not through `grpo.config`, so eval never depends on the trainer's internals. Flags
+override it. So an adapter trained to answer in bare JSON is asked and judged in bare JSON.
 `--report-only DIR` re-renders report.md and the figures from DIR/metrics.json.
 
 Every argument is checked before a model loads (numbers in range; the model, the adapters, the
@@ -25,9 +26,10 @@ from pathlib import Path
 # setting -> (section, key) in the trainer's TOML, and the value without flag or config
 CONFIG_KEYS = {"model": ("model", "path"), "thinking": ("reward", "thinking"),
                "temperature": ("rollout", "temperature"), "top_p": ("rollout", "top_p"),
-               "max_tokens": ("rollout", "max_new_tokens"), "max_model_len": ("rollout", "max_model_len")}
+               "max_tokens": ("rollout", "max_new_tokens"), "max_model_len": ("rollout", "max_model_len"),
+               "output": ("prompt", "output"), "system": ("prompt", "system")}
 DEFAULTS = {"model": "embedded:smollm2-135m", "thinking": False, "temperature": 0.7, "top_p": 1.0,
-            "max_tokens": 512, "max_model_len": 2048}
+            "max_tokens": 512, "max_model_len": 2048, "output": "fenced", "system": None}
 
 
 def _number(v) -> bool:
@@ -44,7 +46,9 @@ WANTS = {"model": (lambda v: isinstance(v, str) and v != "", "a model spec"),
          "temperature": (lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 = greedy)"),
          "top_p": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
          "max_tokens": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-         "max_model_len": (lambda v: _integer(v) and v >= 2, "an integer >= 2")}
+         "max_model_len": (lambda v: _integer(v) and v >= 2, "an integer >= 2"),
+         "output": (lambda v: v in ("fenced", "bare"), "'fenced' or 'bare'"),
+         "system": (lambda v: v is None or (isinstance(v, str) and v != ""), "a non-empty string")}
 
 
 class InputError(Exception):
@@ -103,7 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "rollout.max_new_tokens, else 512)")
     p.add_argument("--math-max-tokens", type=_at_least_1, default=384, help="new tokens per math completion")
     p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--constrained", action="store_true", help="also run JSON sets with vLLM structured outputs")
+    p.add_argument("--output", choices=("fenced", "bare"), help="JSON reply format asked for and judged: one ```json "
+                   "block, or the JSON alone (default: the config's prompt.output, else fenced)")
+    p.add_argument("--system", help="system prompt of JSON tasks (default: the config's prompt.system, else the "
+                   "built-in one for --thinking and --output; a task file row's own still wins)")
+    p.add_argument("--constrained", action="store_true", help="also run JSON sets with vLLM structured outputs, "
+                   "the base model and each adapter (labels constrained, <label>+constrained)")
     p.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
     p.add_argument("--max-model-len", type=int, help="context length, prompt + completion (default: the config's "
                    "rollout.max_model_len, else 2048)")
@@ -164,7 +173,7 @@ def _ks(args: argparse.Namespace, n: int) -> tuple[int, ...]:
 def build_plan(args: argparse.Namespace, command: str):
     """The EvalPlan of the arguments, each checked first (InputError, one line). Loads no model."""
     from eval.records import Decoding
-    from eval.run import BASELINE, CONSTRAINED, EvalPlan, adapter_spec
+    from eval.run import BASELINE, CONSTRAINED, EvalPlan, adapter_spec, constrained_label
     from eval.sets import check_set, is_file_set
     from rollout.checks import check_adapter, check_model, check_output_folder
     from rollout.models import cache_root, offline_unless_hub
@@ -188,9 +197,9 @@ def build_plan(args: argparse.Namespace, command: str):
     labels = [BASELINE, CONSTRAINED]
     for spec in args.adapter:
         label, path = adapter_spec(spec)
-        if label in labels:
+        if label in labels or (args.constrained and constrained_label(label) in labels):
             raise InputError(f"--adapter {spec}: the label {label!r} is taken; name it as LABEL=PATH")
-        labels.append(label)
+        labels += [label, constrained_label(label)] if args.constrained else [label]
         checks.append((f"--adapter {spec}", check_adapter, path))
     for where, check, value in checks:
         try:
@@ -199,7 +208,8 @@ def build_plan(args: argparse.Namespace, command: str):
             raise InputError(f"{where}: {err}") from None
 
     decoding = Decoding(temperature=0.0 if args.greedy else s["temperature"], top_p=s["top_p"],
-                        max_tokens=s["max_tokens"], n=n, seed=args.seed, engine=args.engine, thinking=s["thinking"])
+                        max_tokens=s["max_tokens"], n=n, seed=args.seed, engine=args.engine, thinking=s["thinking"],
+                        output=s["output"], system=s["system"])
     return EvalPlan(model=s["model"], adapters=args.adapter, sets=args.bench, decoding=decoding,
                     math_max_tokens=args.math_max_tokens, ks=ks, limit=args.limit, set_seed=args.set_seed,
                     out=args.out, cache_dir=args.cache_dir, force_baseline=args.baseline,

@@ -6,7 +6,8 @@ Contract: `make_figures(metrics, folder) -> {name: path}` writes, per prompt set
   rewards_<set>.png     weighted reward-component means per label (the breakdown of the total)
   lengths_<set>.png     completion length histograms (tokens) per label
   paired_<set>.png      rescued / regressed / both pass / both fail against the baseline (if compared)
-  progression_<set>.png label x tier heatmap of strict pass (when >= 2 adapters: curriculum stages)
+  progression_<set>.png label x tier heatmap of strict pass (when >= 2 adapters: curriculum stages;
+                        unconstrained runs only)
 and overview.png (strict vs syntax pass per set and label). Never raises for a missing field: a
 figure that has nothing to show is skipped. Knows nothing of models or generation.
 """
@@ -20,8 +21,8 @@ import numpy as np
 
 from eval.stats import tier_key
 
-COARSE_ORDER = ("ok", "no_json", "truncated", "parse_error", "schema_violation", "schema_invalid",
-                "schema_unsupported", "no_answer", "wrong_answer")
+COARSE_ORDER = ("ok", "fenced", "no_json", "truncated", "parse_error", "schema_violation", "schema_invalid",
+                "schema_unsupported", "no_answer", "wrong_answer")   # fenced: bare output only (rewards.score)
 
 
 def _plt():
@@ -136,9 +137,13 @@ def paired(name: str, comparisons: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _unconstrained(runs: dict[str, Any]) -> list[str]:
+    return [l for l, m in runs.items() if not m.get("decoding", {}).get("constrained") and l != "constrained"]
+
+
 def progression(name: str, runs: dict[str, Any], path: Path) -> Path:
     plt = _plt()
-    labels = [l for l in runs if l != "constrained"]
+    labels = _unconstrained(runs)
     tiers = sorted({t for m in runs.values() for t in m.get("per_tier", {})}, key=tier_key)
     grid = np.array([[runs[l]["per_tier"].get(t, {}).get("strict", {}).get("rate", np.nan) for t in tiers]
                      + [runs[l]["strict"]["rate"]] for l in labels])                      # [labels, tiers+1]
@@ -200,7 +205,7 @@ def make_figures(metrics: dict[str, Any], folder: str | Path) -> dict[str, Path]
             jobs.append((f"lengths_{name}", lambda n=name, r=runs: lengths(n, r, lengths_by_set[n], folder / f"lengths_{n}.png")))
         if comps:
             jobs.append((f"paired_{name}", lambda n=name, c=comps: paired(n, c, folder / f"paired_{n}.png")))
-        if sum(1 for l in runs if l not in ("baseline", "constrained")) >= 2:
+        if sum(1 for l in _unconstrained(runs) if l != "baseline") >= 2:
             jobs.append((f"progression_{name}", lambda n=name, r=runs: progression(n, r, folder / f"progression_{n}.png")))
     for key, job in jobs:
         try:

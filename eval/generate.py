@@ -2,11 +2,12 @@
 
 Contract: `Generator(model_spec, engine=...)` owns one engine for its lifetime (vLLM by default,
 transformers selectable); `run(label, tasks, decoding, adapter)` renders every task with the model's
-chat template and its system prompt (`curriculum.prompts.task_system_prompt`: its kind's default, or a
-user task file's own), generates `decoding.n` completions per prompt and returns a `Generated`.
+chat template and its system prompt (`curriculum.prompts.task_system_prompt`: a user task file's own,
+else `decoding.system`, else its kind's default for `decoding.thinking` and `decoding.output`),
+generates `decoding.n` completions per prompt and returns a `Generated`.
 Prompts whose tokens plus `max_tokens` exceed the context are not run: they are listed in
 `Generated.skipped` as "context" (reported apart, never scored as failures, never silently dropped).
-Constrained decoding goes through `eval.constrained`.
+Constrained decoding goes through `eval.constrained`, for the base model or an adapter alike.
 
 What it does NOT know: rewards, metrics, training. It never imports `grpo`; adapters arrive as PEFT
 folders (adapter_config.json + adapter_model.safetensors), as the trainer writes them.
@@ -86,14 +87,15 @@ class Generator:
             self.engine = self._hf_engine(adapter)
         self._adapter = adapter
 
-    def render(self, tasks: list[Task], thinking: bool) -> list[list[int]]:
-        return [render_prompt(self.tokenizer, task_system_prompt(t, thinking), t.prompt, think_prefill=thinking)
-                for t in tasks]
+    def render(self, tasks: list[Task], thinking: bool, output: str = "fenced",
+               system: str | None = None) -> list[list[int]]:
+        return [render_prompt(self.tokenizer, task_system_prompt(t, thinking, output, system), t.prompt,
+                              think_prefill=thinking) for t in tasks]
 
     def run(self, label: str, tasks: list[Task], decoding: Decoding, adapter: str | Path | None = None,
             progress: bool = True) -> Generated:
         self.set_adapter(adapter)
-        prompts = self.render(tasks, decoding.thinking)
+        prompts = self.render(tasks, decoding.thinking, decoding.output, decoding.system)
         fits = [len(p) + decoding.max_tokens <= self.max_model_len for p in prompts]
         skipped = {t.id: "context" for t, ok in zip(tasks, fits) if not ok}
         run_tasks = [t for t, ok in zip(tasks, fits) if ok]

@@ -2,14 +2,16 @@
 
 Contract: `evaluate(generated, tasks, reward_config, ks)` scores every completion with
 `rewards.score` (the reward's own parse and validator: strict pass here IS the reward's
-`strict_pass`, no second implementation) and returns `(metrics, rows)`: a JSON-ready dict and one
+`strict_pass`, no second implementation), in the reply format the prompts asked for (the run's
+`Decoding.output`: fenced or bare), and returns `(metrics, rows)`: a JSON-ready dict and one
 record per completion for completions.jsonl. It never generates and never imports `grpo`.
 
 Definitions (one sample = one completion; a prompt has n samples):
 - strict pass: the extracted JSON parses AND validates against the task's JSON Schema
   (math: every expected value right - GSM8K exact final number);
 - syntax pass: the extracted JSON parses (the seed's "Pass@1"; math: an answer was found);
-- format pass: a closed ```json block, opened on its own line, was extracted (math: an "Answer:" line);
+- format pass: a closed ```json block, opened on its own line, was extracted (bare output: the reply is
+  one JSON value alone, and strict pass needs that too; math: an "Answer:" line);
 - pass@1 = mean success over the n samples of every prompt, then over prompts; pass@k by the
   unbiased estimator from the n samples (only for k <= n);
 - every rate carries a 95 % CI: Wilson with the prompt as the unit (`eval.stats.prompt_rate`);
@@ -62,8 +64,10 @@ def evaluate(generated: Generated, tasks: list[Task], reward_config: RewardConfi
     n = len(generated.completions[0]) if P else 0
     flat = [c for row in generated.completions for c in row]                     # [P*n]
     flat_tasks = [t for t in run_tasks for _ in range(n)]
-    config = reward_config or RewardConfig.defaults(thinking=bool(generated.meta.get("decoding", {}).get("thinking")))
-    batch = score([c.text for c in flat], flat_tasks, config, truncated=[c.truncated for c in flat])
+    decoding = generated.meta.get("decoding", {})
+    config = reward_config or RewardConfig.defaults(thinking=bool(decoding.get("thinking")))
+    batch = score([c.text for c in flat], flat_tasks, config, truncated=[c.truncated for c in flat],
+                  output=decoding.get("output", "fenced"))
 
     strict = batch.strict_pass.reshape(P, n)                                     # [P, n]
     syntax = batch.syntax_pass.reshape(P, n)

@@ -31,6 +31,11 @@ def write_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+# Decoding fields added after baseline caches existed, with their defaults: `to_dict` leaves a field out
+# at its default, so an entry cached before the field existed keeps its key (same prompts, same output).
+LATER_FIELDS = {"output": "fenced", "system": None}
+
+
 @dataclass(frozen=True)
 class Decoding:
     temperature: float = 0.7      # 0.0 = greedy (then n is forced to 1)
@@ -41,9 +46,11 @@ class Decoding:
     engine: str = "vllm"          # "vllm" | "hf"
     constrained: bool = False     # JSON-schema guided decoding (vLLM structured outputs, xgrammar)
     thinking: bool = False        # think system prompt + "<think>\n" prefill
+    output: str = "fenced"        # JSON reply format asked for and judged: "fenced" (```json block) | "bare"
+    system: str | None = None     # JSON tasks' system prompt (prompt.system); None: the built-in one
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
 
     @property
     def greedy(self) -> bool:
@@ -64,7 +71,7 @@ class Completion:
 @dataclass
 class Generated:
     """Completions of one (model, adapter, prompt set, decoding); prompt-aligned with `task_ids`."""
-    label: str                                   # "baseline", an adapter folder name, "constrained"
+    label: str                                   # "baseline", an adapter's label, "constrained", "<label>+constrained"
     task_ids: list[str]                          # the prompts that ran, in set order
     completions: list[list[Completion]]          # [P][n]
     skipped: dict[str, str] = field(default_factory=dict)   # task id -> "context" | "grammar_rejected"

@@ -3,7 +3,8 @@
 Contract: `write_report(metrics, figures, path)` writes report.md: how it was run (command, seeds,
 decoding, wall time, versions), one summary table per prompt set (strict / syntax / format pass
 with 95 % CIs, pass@k, skipped prompts, speed), per-tier tables, the error taxonomy, paired
-comparisons with the baseline, and the figures. Knows nothing of models or generation.
+comparisons with the baseline, each constrained run paired with its model unconstrained, and the
+figures. Knows nothing of models or generation.
 """
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ DEFINITIONS = """\
 **Definitions.** *strict* = the extracted JSON parses **and** validates against the task's JSON Schema
 (draft 2020-12, a real validator; math sets: the final answer is exactly right). *syntax* = the extracted
 JSON parses (the seed study's "Pass@1"; math: an answer was found). *format* = a closed ```json block
-(math: an `Answer:` line). Rates are pass@1 = mean success over the n samples per prompt; brackets are
+(with bare output: the reply is one JSON value alone, and *strict* needs that too; math: an `Answer:`
+line). Rates are pass@1 = mean success over the n samples per prompt; brackets are
 95 % Wilson CIs with the prompt as the unit (exact Wilson for n = 1, conservative for n > 1). *skipped* prompts (did not fit the
 context, or the schema was rejected by the grammar backend) are in no rate. *constrained* = the base
 model with vLLM structured outputs (xgrammar JSON-schema guided decoding, no whitespace outside
-strings): its output is bare JSON by construction, so its *format* is 0 and not meaningful, and it
-runs only on the schemas xgrammar accepts - compare it with the baseline on the paired prompts."""
+strings), *<label>+constrained* = that adapter with the same guided decoding: the output is bare JSON
+by construction, so with fenced output its *format* is 0 and not meaningful, and it runs only on the
+schemas xgrammar accepts - compare it with the same model unconstrained on the paired prompts."""
 
 
 def _r(r: dict[str, float] | None) -> str:
@@ -76,12 +79,13 @@ def _errors(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _comparisons(s: dict[str, Any]) -> list[str]:
-    if not s.get("comparisons"):
+def _paired(comparisons: dict[str, Any] | None, first: str) -> list[str]:
+    """One row per paired comparison (eval.stats.paired_outcomes), `first` naming the label column."""
+    if not comparisons:
         return []
-    lines = ["| vs baseline | paired prompts | rescued | regressed | both pass | both fail | Δ strict [95% CI] |",
+    lines = [f"| {first} | paired prompts | rescued | regressed | both pass | both fail | Δ strict [95% CI] |",
              "|---|---|---|---|---|---|---|"]
-    for label, c in s["comparisons"].items():
+    for label, c in comparisons.items():
         lines.append(f"| {label} | {c['num_prompts']} | {c['rescued']} | {c['regressed']} | {c['both_pass']} | "
                      f"{c['both_fail']} | {c['delta']:+.3f} [{c['delta_lo']:+.3f}, {c['delta_hi']:+.3f}] |")
     return lines
@@ -120,6 +124,7 @@ def write_report(metrics: dict[str, Any], figures: dict[str, Path], path: str | 
            f"- model: `{plan.get('model')}`; adapters: {plan.get('adapters') or 'none'}",
            f"- decoding: temperature {dec.get('temperature')}, top_p {dec.get('top_p')}, n {dec.get('n')}, "
            f"max_tokens {dec.get('max_tokens')} (math {plan.get('math_max_tokens')}), thinking {dec.get('thinking')}, "
+           f"output {dec.get('output', 'fenced')}{' (own system prompt)' if dec.get('system') else ''}, "
            f"engine {dec.get('engine')}, engine seed {dec.get('seed')}, prompt-set seed {plan.get('set_seed')}, "
            f"context {plan.get('max_model_len')}",
            f"- wall time: {run.get('wall_s', 0):.0f} s (finished {run.get('finished_at', '?')}; generation of "
@@ -131,7 +136,11 @@ def write_report(metrics: dict[str, Any], figures: dict[str, Path], path: str | 
     for name, s in metrics.get("sets", {}).items():
         out += [f"## {name} ({s['num_tasks']} prompts, set hash `{s['set_hash']}`)", ""]
         out += _summary(s) + [""]
-        for title, block in (("Per tier", _per_tier(s)), ("Paired with the baseline (strict pass per prompt)", _comparisons(s)),
+        for title, block in (("Per tier", _per_tier(s)),
+                             ("Paired with the baseline (strict pass per prompt)",
+                              _paired(s.get("comparisons"), "vs baseline")),
+                             ("Constrained vs the same model unconstrained (strict pass per prompt)",
+                              _paired(s.get("constrained_vs_unconstrained"), "model")),
                              ("Error taxonomy (completions)", _errors(s)), ("Per template (strict pass)", _templates(s))):
             if block:
                 out += [f"**{title}**", ""] + block + [""]

@@ -1,7 +1,8 @@
 """One evaluation run: every prompt set x (baseline, adapters..., constrained) -> metrics, report, figures.
 
 Contract: `run_eval(plan)` generates what is not cached, scores everything, compares every adapter
-(and the constrained reference) with the one baseline on paired prompts, and writes into `plan.out`
+(and the constrained runs) with the one baseline on paired prompts, and each constrained run with the
+same model unconstrained, and writes into `plan.out`
 (each file atomically, temp file + rename, after every set: a kill keeps the sets done so far, and
 a crash never truncates an earlier run's results):
   metrics.json       every number (per set, per label; comparisons; run info)
@@ -11,8 +12,11 @@ It returns the metrics dict. It reads no config file and no `sys.argv` (that is 
 never imports `grpo`.
 
 Order per set: baseline (cache, or generate and cache, shard by shard, so a killed run resumes)
--> each adapter (never cached: an adapter folder is rewritten during training) -> constrained
-decoding on the base model (cached like the baseline; JSON sets and the vLLM engine only). A
+-> with `plan.constrained`, constrained decoding on the base model (label "constrained", cached like
+the baseline) -> each adapter (never cached: an adapter folder is rewritten during training), and
+with `plan.constrained` that adapter under the same constrained decoding right after it (label
+"<label>+constrained"; JSON sets and the vLLM engine only). So every constrained figure sits beside
+its model's unconstrained one, and `constrained_vs_unconstrained` pairs them prompt by prompt. A
 resumed baseline is not bit-identical to an uninterrupted one (the engine's RNG restarts), but it
 is one fixed baseline from then on.
 """
@@ -34,6 +38,11 @@ from eval.sets import canonical_name, load_set, set_hash, set_label
 from eval.stats import paired_outcomes
 
 BASELINE, CONSTRAINED = "baseline", "constrained"
+
+
+def constrained_label(label: str) -> str:
+    """The label of a model's constrained run: "constrained" for the base model, else "<label>+constrained"."""
+    return CONSTRAINED if label == BASELINE else f"{label}+{CONSTRAINED}"
 SHARD_PROMPTS = 64      # baseline / constrained runs are generated and cached in shards of this many prompts
 
 
@@ -122,12 +131,16 @@ def run_set(plan: EvalPlan, name: str, lazy: _Lazy, cache: BaselineCache) -> tup
     key = {"set": name, "set_hash": set_hash(tasks), "num_tasks": len(tasks), "model": plan.model,
            "model_path": _resolved(plan.model), "decoding": decoding.to_dict(),
            "max_model_len": plan.max_model_len}
+    constrained = plan.constrained and kind == "json" and decoding.engine == "vllm"
+    c_decoding = replace(decoding, constrained=True)
     runs: list[tuple[Generated, bool]] = [_cached_run(plan, lazy, cache, BASELINE, tasks, decoding, key)]
+    if constrained:
+        c_key = {**key, "decoding": c_decoding.to_dict()}
+        runs.append(_cached_run(plan, lazy, cache, CONSTRAINED, tasks, c_decoding, c_key))
     for label, path in map(adapter_spec, plan.adapters):
         runs.append((lazy().run(label, tasks, decoding, adapter=path), False))
-    if plan.constrained and kind == "json" and decoding.engine == "vllm":
-        c_decoding = replace(decoding, constrained=True)
-        runs.append(_cached_run(plan, lazy, cache, CONSTRAINED, tasks, c_decoding, {**key, "decoding": c_decoding.to_dict()}))
+        if constrained:   # right after: the engine holds this adapter already
+            runs.append((lazy().run(constrained_label(label), tasks, c_decoding, adapter=path), False))
 
     per_label, rows, outs = {}, [], {}
     for gen, from_cache in runs:
@@ -137,16 +150,24 @@ def run_set(plan: EvalPlan, name: str, lazy: _Lazy, cache: BaselineCache) -> tup
         per_label[gen.label] = metrics
         outs[gen.label] = outcomes(gen, gen_rows)
         rows += [{"set": set_label(name), **r} for r in gen_rows]
-    comparisons = {}
+    comparisons, vs = {}, {}   # vs: what guided decoding changes for each model ("<label>+constrained" vs "<label>")
     for label, out in outs.items():
-        if label == BASELINE:
-            continue
-        common = [tid for tid in outs[BASELINE] if tid in out]
-        if common:
-            comparisons[label] = paired_outcomes([outs[BASELINE][t] for t in common], [out[t] for t in common])
-            comparisons[label]["num_prompts"] = len(common)
+        if label != BASELINE and (c := _paired(outs[BASELINE], out)):
+            comparisons[label] = c
+        partner = constrained_label(label)
+        if partner in outs and not per_label[label]["decoding"].get("constrained") \
+                and (c := _paired(out, outs[partner])):
+            vs[label] = c
     return {"kind": kind, "num_tasks": len(tasks), "set_hash": key["set_hash"], "runs": per_label,
-            "comparisons": comparisons}, rows
+            "comparisons": comparisons, **({"constrained_vs_unconstrained": vs} if vs else {})}, rows
+
+
+def _paired(before: dict, after: dict) -> dict[str, Any] | None:
+    """Paired strict outcomes of two runs on the prompts both ran (eval.stats.paired_outcomes); None if none."""
+    common = [tid for tid in before if tid in after]
+    if not common:
+        return None
+    return paired_outcomes([before[t] for t in common], [after[t] for t in common]) | {"num_prompts": len(common)}
 
 
 def _resolved(spec: str) -> str:

@@ -44,8 +44,8 @@ class RunSection(Section):
     num_steps: int = Field(100, ge=1)  # GRPO steps (each = 1 rollout batch, mu optimizer steps)
     save_every: int = Field(20, ge=1)  # checkpoint period in steps (the last step is always saved)
     keep_last: int = Field(3, ge=1)    # older checkpoints are deleted
-    sample_every: int = Field(10, ge=1)  # completions as text to TensorBoard
-    num_samples_logged: int = Field(4, ge=0)
+    sample_every: int = Field(10, ge=1)  # sample text to TensorBoard every N steps (and at step 1)
+    num_samples_logged: int = Field(1, ge=0)  # whole groups in it: prompt, G completions, components, advantages
     canary_every: int = Field(10, ge=0)  # engine-vs-trainer logprob check after the swap (rollout.canary); 0 = never
     probe_every: int = Field(0, ge=0)    # held-out greedy strict pass every N steps (grpo/probe.py); 0 = never
     probe_prompts: int = Field(30, ge=1)  # size of that fixed held-out probe
@@ -152,6 +152,16 @@ class OptimSection(Section):
     max_grad_norm: float = Field(0.1, gt=0)  # seed; clip the global grad norm of the LoRA weights
 
 
+class PromptSection(Section):
+    """How JSON tasks are asked for and how their replies are judged (curriculum.prompts, rewards.parse).
+    Math tasks keep their built-in prompts and their one reply format; a task file row's own `system`
+    still wins over `system` here."""
+    system: str | None = Field(None, min_length=1)  # JSON tasks' system prompt; None: the built-in one for
+                                                    # reward.thinking and `output` (curriculum.prompts)
+    output: Literal["fenced", "bare"] = "fenced"    # fenced: one ```json block (the seed's); bare: the JSON
+                                                    # value alone, as JSON-mode and API clients read it
+
+
 class SFTSection(Section):
     """run.mode = "sft" only: how gold replies are batched (optimizer and schedule: [optim])."""
     micro_batch_size: int = Field(8, ge=1)   # sequences per forward/backward
@@ -167,6 +177,7 @@ class Config(Section):
     grpo: GRPOSection = GRPOSection()
     optim: OptimSection = OptimSection()
     reward: RewardConfig = RewardConfig()
+    prompt: PromptSection = PromptSection()
     sft: SFTSection = SFTSection()
     curriculum: Schedule | None = None  # stages (curriculum.schedule); None: one pool from [data]
 
@@ -196,6 +207,10 @@ class Config(Section):
         if r.top_p < 1 and self.run.mode == "grpo":
             raise ValueError(f"rollout.top_p: {r.top_p} < 1 makes vLLM renormalise its logprobs over the nucleus "
                              "while the trainer scores the full softmax, so the importance ratios would be wrong; use 1.0")
+        if d.kind == "math" and (self.prompt.system is not None or self.prompt.output != "fenced"):
+            key = "system" if self.prompt.system is not None else "output"
+            raise ValueError(f"prompt.{key}: [prompt] describes JSON replies; math tasks keep their built-in "
+                             "prompt and 'Answer:' line (data.kind = 'math')")
         if r.think_prefill and not self.reward.thinking:
             raise ValueError("rollout.think_prefill: opens a think block; it needs reward.thinking = true")
         if self.curriculum is not None and self.data.tier_mix is not None:

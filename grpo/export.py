@@ -55,13 +55,16 @@ def base_origin(base_path: str) -> tuple[str, dict]:
 
 
 def _system_prompt(adapter: Path) -> str | None:
-    """The JSON system prompt of the run the adapter came from (its config.toml one or two levels up)."""
+    """The JSON system prompt of the run the adapter came from (its config.toml one or two levels up):
+    its prompt.system, else the built-in one for its reward.thinking and prompt.output."""
     from curriculum.prompts import system_prompt
     for config in (adapter.parent / "config.toml", adapter.parent.parent / "config.toml"):
         if config.is_file():
             import tomllib
-            thinking = tomllib.loads(config.read_text()).get("reward", {}).get("thinking", False)
-            return system_prompt("json", bool(thinking))
+            doc = tomllib.loads(config.read_text())
+            prompt = doc.get("prompt", {})
+            return prompt.get("system") or system_prompt("json", bool(doc.get("reward", {}).get("thinking", False)),
+                                                         prompt.get("output", "fenced"))
     return system_prompt("json", False)
 
 

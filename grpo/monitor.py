@@ -1,8 +1,16 @@
 """Where metrics go: TensorBoard (or nowhere), plus small helpers to time phases and average metrics.
 
-`Monitor.scalars(metrics, step)` writes one scalar per key; `Monitor.text(tag, text, step)` writes
-HTML-escaped sample completions. `NullMonitor` has the same methods and does nothing, so call sites
-never test whether logging is on (nanochat's DummyWandb).
+`Monitor.scalars(metrics, step)` writes one scalar per key; `Monitor.text(tag, text, step)` writes plain
+text shown exactly as written, `Monitor.markdown(tag, md, step)` a Markdown document (e.g. `group_markdown`:
+one GRPO group, its prompt, every completion with its reward components and advantage). `NullMonitor`
+has the same methods and does nothing, so call sites never test whether logging is on (nanochat's
+DummyWandb).
+
+Text in TensorBoard: its text plugin renders Markdown (Python-Markdown with the fenced_code extension,
+then an HTML sanitizer; tensorboard/plugin_util.py), so model output goes in an *indented* code block
+(`verbatim`): Markdown escapes its content once and reads nothing inside it, and quotes, <think> tags
+and ``` fences show as generated. A <pre> of html.escape'd text does not survive: the fenced_code
+extension re-reads a ```json fence inside it and escapes it again, and the JSON shows as &quot;.
 
 A run (re)starting at step s opens its Monitor with `first_step=s` (SummaryWriter's purge_step):
 TensorBoard then hides whatever earlier event files logged from step s on. Those are the steps a
@@ -11,16 +19,41 @@ of them would show twice.
 """
 from __future__ import annotations
 
-import html
 import time
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
+INDENT = "    "   # a Markdown indented code block
+
+
+def verbatim(text: str) -> str:
+    """`text` as a Markdown indented code block, shown exactly as written (see the module docstring)."""
+    return "\n".join(INDENT + line for line in text.split("\n")) if text.strip() else "*(empty)*"
+
+
+def group_markdown(task_id: str, prompt: str, completions: list[str], rewards: np.ndarray,
+                   components: dict[str, np.ndarray], advantages: np.ndarray | None) -> str:
+    """One group as Markdown: the task and its prompt, a table of every completion's reward, advantage
+    and reward components, then each completion verbatim. `advantages` None: the group was dropped
+    (all rewards tied, grpo.zero_variance = "filter"), so it trained nothing."""
+    names = list(components)
+    adv = [f"{a:+.3f}" for a in advantages] if advantages is not None else ["dropped"] * len(completions)
+    lines = [f"**task** `{task_id}`", "", "**prompt**", "", verbatim(prompt), "",
+             "| # | reward | advantage | " + " | ".join(names) + " |", "|---" * (3 + len(names)) + "|"]
+    lines += [f"| {i + 1} | {rewards[i]:.3f} | {adv[i]} | " + " | ".join(f"{components[n][i]:.2f}" for n in names)
+              + " |" for i in range(len(completions))]
+    for i, text in enumerate(completions):
+        lines += ["", f"**completion {i + 1}** (reward {rewards[i]:.3f}, advantage {adv[i]})", "", verbatim(text)]
+    return "\n".join(lines)
+
 
 class NullMonitor:
     def scalars(self, metrics: dict[str, float], step: int) -> None: ...
     def text(self, tag: str, text: str, step: int) -> None: ...
+    def markdown(self, tag: str, markdown: str, step: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -35,8 +68,10 @@ class Monitor(NullMonitor):
         self.writer.flush()
 
     def text(self, tag: str, text: str, step: int) -> None:
-        # TensorBoard renders text as Markdown; a <pre> block keeps JSON and whitespace as generated.
-        self.writer.add_text(tag, "<pre>" + html.escape(text) + "</pre>", step)
+        self.markdown(tag, verbatim(text), step)
+
+    def markdown(self, tag: str, markdown: str, step: int) -> None:
+        self.writer.add_text(tag, markdown, step)
 
     def close(self) -> None:
         self.writer.close()

@@ -5,6 +5,8 @@ Every `run.probe_every` steps the engine (which holds the adapter just trained) 
 (TensorBoard, the step line): the held-out counterpart of `pass/strict`, which is measured on the
 training batch at the sampling temperature. The prompts come from the eval split of the data's own
 generator (JSON: both task families in the pool's proportion), so they never appear in training.
+They are asked and judged as the training prompts are: through the trainer's renderer and reward
+function, so in the run's thinking mode and [prompt] format (fenced or bare JSON).
 """
 from __future__ import annotations
 

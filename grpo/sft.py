@@ -8,12 +8,12 @@ and the SFT side of seed 001's SFT-vs-GRPO comparison. `run_sft(config)` is the 
 
 Data: each training task with a gold (the same generators, or user file, and `data` section as GRPO;
 rows of a user's file without a gold are skipped, and the start-up lines say how many) becomes one
-example, the prompt GRPO would render (the task's system prompt for `reward.thinking`, the model's
-chat template, and the "<think>\\n" prefill when `think_prefill` is on) followed by the gold reply in
-the instructed format (`curriculum.prompts.format_gold`) and EOS. With the prefill on, the gold's
-leading "<think>\\n" is part of the prompt, not the target. Prompt and target are tokenized separately
-and concatenated, as a rollout's prompt ids and sampled ids are, so SFT trains exactly the token
-sequences GRPO later samples.
+example, the prompt GRPO would render (the task's system prompt for `reward.thinking` and the [prompt]
+section, the model's chat template, and the "<think>\\n" prefill when `think_prefill` is on) followed by
+the gold reply in the instructed format (`curriculum.prompts.format_gold`: a ```json block, or the JSON
+alone with `prompt.output = "bare"`) and EOS. With the prefill on, the gold's leading "<think>\\n" is
+part of the prompt, not the target. Prompt and target are tokenized separately and concatenated, as a
+rollout's prompt ids and sampled ids are, so SFT trains exactly the token sequences GRPO later samples.
 
 Loss: mean negative log-likelihood over the target tokens of an optimizer step (labels are -100 on
 prompt and padding, so they carry no loss; summing micro-batch losses gives the step's token mean).
@@ -64,14 +64,16 @@ def gold_tasks(tasks: list[Task]) -> tuple[list[Task], int]:
     return with_gold, len(tasks) - len(with_gold)
 
 
-def build_example(tokenizer, task: Task, thinking: bool, think_prefill: bool = False) -> Example:
-    """Prompt ids (as GRPO renders them) + gold reply ids + EOS, with labels only on the reply."""
+def build_example(tokenizer, task: Task, thinking: bool, think_prefill: bool = False, output: str = "fenced",
+                  system: str | None = None) -> Example:
+    """Prompt ids (as GRPO renders them) + gold reply ids + EOS, with labels only on the reply.
+    `output` / `system`: the run's prompt.output / prompt.system."""
     from curriculum.prompts import format_gold, task_system_prompt
     from rollout.chat import THINK_PREFILL, render_prompt
 
-    prompt_ids = render_prompt(tokenizer, task_system_prompt(task, thinking), task.prompt,
+    prompt_ids = render_prompt(tokenizer, task_system_prompt(task, thinking, output, system), task.prompt,
                                think_prefill=think_prefill)
-    target = format_gold(task, thinking)
+    target = format_gold(task, thinking, output)
     if think_prefill:
         if not target.startswith(THINK_PREFILL):
             raise ValueError(f"task {task.id}: with think_prefill the gold must open with {THINK_PREFILL!r}")
@@ -171,7 +173,8 @@ def run_sft(cfg, *, resume: bool = False, allow_config_change: bool = False, tas
         tasks = build_task_source(cfg.data, cfg.run.seed).tasks
     tasks, no_gold = gold_tasks(tasks)
     policy, tokenizer = load_policy(resolve_model(cfg.model.path), cfg.model, cfg.lora)
-    examples = [build_example(tokenizer, t, cfg.reward.thinking, think_prefill) for t in tasks]
+    examples = [build_example(tokenizer, t, cfg.reward.thinking, think_prefill, cfg.prompt.output, cfg.prompt.system)
+                for t in tasks]
     too_long = sum(len(e.input_ids) > cfg.rollout.max_model_len for e in examples)
     examples = [e for e in examples if len(e.input_ids) <= cfg.rollout.max_model_len]
     stream = BatchStream(make_batches(examples, sft.micro_batch_size, tokenizer.pad_token_id), seed=cfg.run.seed)
@@ -194,7 +197,8 @@ def run_sft(cfg, *, resume: bool = False, allow_config_change: bool = False, tas
         f"examples         {len(examples)} ({no_gold} tasks without a gold skipped, {too_long} longer than "
         f"rollout.max_model_len dropped), "
         f"{num_target / max(len(examples), 1):.0f} target tokens each on average\n"
-        f"format           thinking={cfg.reward.thinking} think_prefill={think_prefill}\n"
+        f"format           thinking={cfg.reward.thinking} think_prefill={think_prefill} output={cfg.prompt.output}"
+        f"{' (own system prompt)' if cfg.prompt.system else ''}\n"
         f"batch            {sft.micro_batch_size} sequences x {sft.grad_accum} micro-batches = {per_step} "
         f"per optimizer step; {cfg.run.num_steps} steps = {cfg.run.num_steps * per_step / max(len(examples), 1):.2f} "
         f"epochs\nrun folder       {run_dir}")

@@ -44,7 +44,8 @@ from grpo.config import Config
 from grpo.logprobs import SharedPrompt, completion_logprobs
 from grpo.loss import IS_CORRECTIONS, LOSS_AGGREGATIONS, policy_loss
 from grpo.model import device_of, lora_in_base_dtype
-from grpo.monitor import MeanAccumulator, PhaseTimer
+from grpo.monitor import MeanAccumulator, PhaseTimer, group_markdown
+from rewards.config import COMPONENTS
 from rollout.types import Rollout, Sampling
 
 RewardFn = Callable[[list[str], list[Task], np.ndarray], Any]  # -> rewards.RewardBatch
@@ -55,7 +56,9 @@ class Group:
     """One prompt and its G scored completions."""
     task: Task
     rollouts: list[Rollout]
-    rewards: np.ndarray  # [G]
+    rewards: np.ndarray                  # [G]
+    components: dict[str, np.ndarray]    # reward component -> [G]
+    advantages: np.ndarray | None = None  # [G], set once the group is kept for training
 
 
 @dataclass
@@ -93,7 +96,7 @@ def packed_token_budget(cfg: Config, policy) -> int | None:
 
 
 def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
-    """Run one step; return (flat metrics, a few sample completions as text)."""
+    """Run one step; return (flat metrics, `run.num_samples_logged` whole groups as Markdown sample text)."""
     cfg, g = ctx.cfg, ctx.cfg.grpo
     timer, stats, reward_stats = PhaseTimer(), MeanAccumulator(), MeanAccumulator()
     P = cfg.rollout.prompts_per_step
@@ -120,6 +123,8 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
         adv = ctx.advantage_fn(rewards, g.adv_eps)                                              # [P', G]
         episodes = [Episode(r.prompt_ids, r.completion_ids, r.logprobs, float(rw), float(a), r.truncated)
                     for gr, a_row in zip(groups, adv) for r, rw, a in zip(gr.rollouts, gr.rewards, a_row)]
+        for gr, a_row in zip(groups, adv):
+            gr.advantages = a_row.numpy()
 
     # 5. Loss aggregation as per-token weights over the whole batch, then length-sorted micro-batches.
     micro: list[MicroBatch] = []
@@ -183,8 +188,21 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
         "tokens/generated_per_s": num_gen_tokens / max(timer.seconds["generate"], 1e-9),
         "tokens/train_per_s": num_train_tokens / max(timer.seconds["train"], 1e-9),
         "step_time_s": time.perf_counter() - t_start}
-    examples = [f"task {gr.task.id} | reward {gr.rewards[0]:.3f}\n{ctx.render.said(gr.rollouts[0].text)}" for gr in sampled]
-    return metrics, examples[:cfg.run.num_samples_logged]
+    return metrics, [sample_text(ctx, gr) for gr in shown_groups(sampled, cfg.run.num_samples_logged)]
+
+
+def shown_groups(sampled: list[Group], n: int) -> list[Group]:
+    """The groups logged as sample text: trained ones first (they carry advantages), in sampling order."""
+    return sorted(sampled, key=lambda gr: gr.advantages is None)[:n]
+
+
+def sample_text(ctx: StepContext, gr: Group) -> str:
+    """One whole group as Markdown for TensorBoard (grpo.monitor.group_markdown), with the components
+    that carry weight for its task kind (a custom reward function's own components all show)."""
+    weights = ctx.cfg.reward.effective_weights(gr.task.kind)
+    shown = {name: v for name, v in gr.components.items() if weights.get(name, 0.0) != 0 or name not in COMPONENTS}
+    return group_markdown(gr.task.id, gr.task.prompt, [ctx.render.said(r.text) for r in gr.rollouts],
+                          gr.rewards, shown, gr.advantages)
 
 
 def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: MeanAccumulator) -> list[Group]:
@@ -206,7 +224,9 @@ def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: 
                "pass/format": float(np.mean(scored.format_pass)),
                "completions/mean_length": lengths.mean(), "completions/clipped_ratio": truncated.mean()},
               weight=len(rollouts))
-    return [Group(t, rollouts[i * G:(i + 1) * G], total[i * G:(i + 1) * G]) for i, t in enumerate(tasks)]
+    components = {name: np.asarray(v, dtype=np.float64) for name, v in scored.components.items()}  # name -> [P * G]
+    return [Group(t, rollouts[i * G:(i + 1) * G], total[i * G:(i + 1) * G],
+                  {name: v[i * G:(i + 1) * G] for name, v in components.items()}) for i, t in enumerate(tasks)]
 
 
 def shared_prompts(ctx: StepContext, group: list[MicroBatch], with_ref: bool) -> tuple[Any, Any]:

@@ -5,9 +5,10 @@ integer (how many tasks it has handed out), so a checkpoint restores it exactly.
 each stage its own source (grpo.stages).
 
 `PromptRenderer` turns a task into prompt token ids (its system prompt, from
-`curriculum.prompts.task_system_prompt`, + user message through the model's chat template, and in think
-mode optionally the "<think>\n" prefill), once per task; `said(text)` is what the model "said" for a
-completion (prefill + generated text), the string rewards score.
+`curriculum.prompts.task_system_prompt` for the run's thinking mode and [prompt] section, + user message
+through the model's chat template, and in think mode optionally the "<think>\n" prefill), once per
+task; `said(text)` is what the model "said" for a completion (prefill + generated text), the string
+rewards score.
 
 The pool comes from the generators (data.kind "json" / "math") or from the user's own rows
 (data.kind "jsonl" / "dataset", curriculum.custom), used whole: nothing is held out of it.
@@ -64,14 +65,16 @@ def build_task_source(data_cfg, seed: int) -> TaskSource:
 class PromptRenderer:
     """Task -> prompt token ids with the model's chat template; cached by task id."""
 
-    def __init__(self, tokenizer: Any, thinking: bool = False, think_prefill: bool = False):
+    def __init__(self, tokenizer: Any, thinking: bool = False, think_prefill: bool = False,
+                 output: str = "fenced", system: str | None = None):
         self.tokenizer, self.thinking, self.think_prefill, self._cache = tokenizer, thinking, think_prefill, {}
+        self.output, self.system = output, system   # prompt.output / prompt.system
 
     def __call__(self, task: Task) -> list[int]:
         if task.id not in self._cache:
             from curriculum.prompts import task_system_prompt
             from rollout.chat import render_prompt
-            system = task_system_prompt(task, self.thinking)
+            system = task_system_prompt(task, self.thinking, self.output, self.system)
             self._cache[task.id] = render_prompt(self.tokenizer, system, task.prompt, think_prefill=self.think_prefill)
         return self._cache[task.id]
 

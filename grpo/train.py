@@ -55,7 +55,8 @@ def build_engine(cfg: Config, model_path: str, policy, tokenizer):
 
 def default_reward_fn(cfg: Config) -> RewardFn:
     from rewards import score
-    return lambda texts, tasks, truncated: score(texts, tasks, cfg.reward, truncated=truncated)
+    return lambda texts, tasks, truncated: score(texts, tasks, cfg.reward, truncated=truncated,
+                                                 output=cfg.prompt.output)
 
 
 def seed_everything(seed: int) -> None:
@@ -135,12 +136,14 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
         + (f"micro-batches    <= {math.ceil(P * G / mb)} of {mb} sequences\n" if pack_tokens is None else
            f"micro-batches    a group's completions packed unpadded, <= {pack_tokens} tokens each\n")
         + f"optimizer steps  {cfg.run.num_steps} steps x mu={cfg.grpo.num_iterations} = {cfg.run.num_steps * cfg.grpo.num_iterations}\n"
-        f"thinking         {cfg.reward.thinking} (prefill {cfg.rollout.think_prefill})\n"
+        f"thinking         {cfg.reward.thinking} (prefill {cfg.rollout.think_prefill}); output {cfg.prompt.output}"
+        f"{', own system prompt' if cfg.prompt.system else ''}\n"
         + (f"curriculum       {len(cfg.curriculum.stages)} stages, {cfg.curriculum.advance}; "
            f"now {stages.state.stage + 1} '{stages.stage.name}'\n" if stages else "")
         + f"engine           {cfg.rollout.engine}; run folder {run_dir}")
 
-    render = PromptRenderer(tokenizer, cfg.reward.thinking, cfg.rollout.think_prefill)
+    render = PromptRenderer(tokenizer, cfg.reward.thinking, cfg.rollout.think_prefill, cfg.prompt.output,
+                            cfg.prompt.system)
     ctx = StepContext(cfg=step_cfg, policy=policy, optimizer=optimizer, scheduler=scheduler, engine=engine,
                       tasks=tasks, render=render, reward_fn=reward_fn, pad_id=tokenizer.pad_token_id)
     monitor = Monitor(run_dir / "tb", first_step=start_step + 1) if cfg.run.tensorboard else NullMonitor()
@@ -168,7 +171,7 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
                               f"({change.reason}, rolling strict pass {change.rolling_strict_pass})")
             monitor.scalars(metrics | {f"totals/{k}": v for k, v in totals.items()}, step)
             if step % cfg.run.sample_every == 0 or step == 1:
-                monitor.text("samples", "\n\n".join(examples), step)
+                monitor.markdown("samples", "\n\n---\n\n".join(examples), step)
             if step % cfg.run.save_every == 0 or step == cfg.run.num_steps:
                 checkpoint.save_checkpoint(run_dir, step, policy, ctx.optimizer, ctx.scheduler,
                                            {"tasks": tasks.state_dict(), "totals": totals,

@@ -7,6 +7,7 @@ arrays, the weighted total and the per-completion diagnostics that eval reuses.
     >>> from rewards import score, RewardConfig
     >>> batch = score(completions, tasks, RewardConfig.defaults(thinking=False))
     >>> batch.total, batch.strict_pass, batch.error_class
+    >>> score(completions, tasks, output="bare")   # replies asked for as the JSON alone, no ```json fence
 """
 from rewards.config import COMPONENTS, GATE_COMPONENTS, NO_THINK_WEIGHTS, THINK_WEIGHTS, RewardConfig
 from rewards.parse import Parsed, parse_completion

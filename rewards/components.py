@@ -39,6 +39,15 @@ def format_score(p: Parsed) -> float:
     return 0.5 if p.source in ("fence", "other_fence") else 0.0
 
 
+def bare_format_score(p: Parsed) -> float:
+    """Bare output (rewards.parse rule 5). 1.0: the answer is exactly one JSON value (whitespace
+    around it allowed); 0.5: it opens as a JSON document does ({ or [) but is not one value alone
+    (broken, cut off, or text after it); 0: anything else - a fence, prose first, nothing."""
+    if p.source != "bare":
+        return 0.0
+    return 1.0 if p.ok else 0.5
+
+
 def validity_score(p: Parsed) -> float:
     """1.0 parses; no candidate 0; else graduated by where the parser failed (error offset / length):
     > 0.85 -> 0.7, > 0.40 -> 0.4, else 0.2; 0.1 when the error has no offset (too deep, and what
@@ -137,7 +146,28 @@ def strictness_score(p: Parsed) -> float:
     answer = p.answer.strip()
     if not answer or p.source not in CLOSED_FENCE_SOURCES or p.span is None:
         return 0.0
-    extra = (p.answer[:p.span[0]] + p.answer[p.span[1]:]).strip()
+    return _extra_text_score((p.answer[:p.span[0]] + p.answer[p.span[1]:]).strip(), answer)
+
+
+def bare_strictness_score(p: Parsed) -> float:
+    """Bare output: the same table over the text that is not the JSON value itself. Exactly one value
+    -> 1; a value followed by text (the parse stopped at "extra data") -> graded by that text; a
+    fenced reply -> graded by everything around the fenced content (the markers count: a JSON-mode
+    client's json.loads fails on them); no JSON, or a value broken before its end -> 0 (neutral)."""
+    answer = p.answer.strip()
+    if not answer or p.candidate is None:
+        return 0.0
+    if p.source == "bare":
+        if p.ok:
+            return 1.0
+        if p.error_kind != "extra_data" or p.error_pos is None:
+            return 0.0
+        return _extra_text_score(p.candidate[p.error_pos:].strip(), answer)
+    at = max(p.answer.find(p.candidate, p.span[0] if p.span else 0), 0)  # a stripped slice of the answer: found
+    return _extra_text_score((p.answer[:at] + p.answer[at + len(p.candidate):]).strip(), answer)
+
+
+def _extra_text_score(extra: str, answer: str) -> float:
     if not extra:
         return 1.0
     if len(extra) <= 10:

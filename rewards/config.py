@@ -17,7 +17,8 @@ Math tasks use `math_weights` (default: correctness only, the outcome reward of 
 Modes: "weighted" sums w_c * r_c. "strict" is the outcome-only reward 1[strict pass] (JSON parses
 AND validates; math: every value right). `gated` (seed 002's hierarchical reward): the gate
 components (format, validity, truncation) always count; the others count only on rows whose gate
-holds (a closed ```json block that parses; math: a final answer was found).
+holds (format pass - a closed ```json block, or in bare output the JSON value alone - and a parse;
+math: a final answer was found).
 """
 from __future__ import annotations
 

@@ -38,6 +38,16 @@ What is extracted (the rules the components and eval rely on)
    - a lone surrogate in a string or member name ("\\ud800")  -> "lone_surrogate" (§2.1: not Unicode,
      so no UTF-8 validator, jsonschema-rs included, can read it)
    RecursionError (deep nesting) is caught and reported as "too_deep".
+5. Output modes (`output`, the run's `prompt.output`). "fenced" (default) is rules 1-4. "bare" asks
+   for the JSON value alone, as JSON-mode and API clients read it (`json.loads` of the whole reply):
+   the candidate is the whole stripped answer region                      -> source "bare"
+   (any JSON value: an object, an array, a string, a number ...), and when that does not parse and
+   does not open with `{` or `[` it is prose, not JSON                    -> source "none".
+   A reply that opens with a fence marker anyway goes through rules 2-3 (-> json_fence, ...): its
+   content still parses, so validity and schema credit stay dense for a model with a fenced prior,
+   but format credit, strictness and strict pass read `source` and give a fenced reply none
+   (rewards.components, rewards.score). Only a leading marker counts: "```" inside a string of a
+   bare document is content.
 """
 from __future__ import annotations
 
@@ -49,6 +59,7 @@ from typing import Any
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 FENCE = "```"
+OUTPUTS = ("fenced", "bare")   # rule 5
 # an info string is a short tag directly after the opening marker, on the same line
 _INFO_RE = re.compile(r"[ \t]*([A-Za-z0-9_+.\-]{0,20})[ \t]*(?:\r?\n)?")
 # escapes first, then strings, are removed before counting brackets (truncation heuristic); two
@@ -237,11 +248,13 @@ def _parse_json(candidate: str) -> tuple[bool, Any, str | None, int | None]:
         return False, None, "other", None
 
 
-def parse_completion(text: str) -> Parsed:
+def parse_completion(text: str, output: str = "fenced") -> Parsed:
     """Extract and parse the JSON answer of one completion (rules in the module docstring)."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     answer, think, think_closed = split_think(text)
+    if output == "bare" and not answer.lstrip().startswith(FENCE):
+        return _parse_bare(text, answer, think, think_closed)
     blocks, unclosed_at = find_blocks(answer)
 
     chosen = (next((b for b in blocks if b.tag == "json"), None)
@@ -267,3 +280,17 @@ def parse_completion(text: str) -> Parsed:
                   candidate=candidate, span=span, ok=ok, value=value, error_kind=error_kind,
                   error_pos=error_pos, looks_truncated=truncated,
                   fence_on_own_line=chosen is not None and opens_on_own_line(answer, chosen))
+
+
+def _parse_bare(text: str, answer: str, think: str | None, think_closed: bool) -> Parsed:
+    """Rule 5, bare output: the whole answer region is the candidate (no fence was opened)."""
+    candidate = answer.strip()
+    ok, value, error_kind, error_pos = _parse_json(candidate) if candidate else (False, None, None, None)
+    if not ok and candidate[:1] not in ("{", "["):   # prose (or nothing): no JSON candidate at all
+        return Parsed(text=text, answer=answer, think=think, think_closed=think_closed, blocks=(),
+                      unclosed_fence=False, source="none", candidate=None, span=None, ok=False, value=None,
+                      error_kind=None, error_pos=None, looks_truncated=False, fence_on_own_line=False)
+    return Parsed(text=text, answer=answer, think=think, think_closed=think_closed, blocks=(),
+                  unclosed_fence=False, source="bare", candidate=candidate, span=(0, len(answer)), ok=ok,
+                  value=value, error_kind=error_kind, error_pos=error_pos,
+                  looks_truncated=not ok and _looks_truncated(candidate), fence_on_own_line=False)

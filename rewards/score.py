@@ -1,13 +1,21 @@
 """Score a batch of completions against their tasks: one parse each, every component, one total.
 
-Contract: `score(completions, tasks, config, truncated) -> RewardBatch` never raises on any text or
+Contract: `score(completions, tasks, config, truncated, output) -> RewardBatch` never raises on any text or
 schema (only on a caller error: mismatched lengths); time is linear in the total text and bounded
 per completion whatever the schema (tests/test_rewards_hardening.py: < 0.5 s). Component arrays
 cover every name in COMPONENTS; a component that does not apply to a row's task kind is 0 there
 (JSON components on math rows, correctness on JSON rows) and carries no weight for that row.
 
+`output` is the reply format the prompt asked for (the run's `prompt.output`): "fenced", one ```json
+block, or "bare", the JSON value alone (rewards.parse rule 5). It picks the extraction and the format
+and strictness components (FORMATS); in bare mode strict pass and format pass also need the reply to
+be the JSON alone, as a JSON-mode client's json.loads reads it, so a fenced reply there parses (syntax
+pass, validity and schema credit) but fails strict pass with the error class "fenced". Math rows
+ignore it.
+
 Error classes (first that applies), shared with eval's error taxonomy:
   json: ok | truncated | no_json | parse_error:<kind> | schema_invalid | schema_unsupported | schema:<keyword>
+        | fenced (bare output only: valid JSON, but inside a fence)
   math: ok | truncated | no_answer | wrong_answer
 "truncated" means the engine cut the completion (finish_reason == "length") or the text looks cut
 (an unclosed fence or <think>, open brackets) and nothing usable came out of it. The parse kinds
@@ -25,8 +33,11 @@ from curriculum.task import Task
 from rewards import components as C
 from rewards.config import COMPONENTS, GATE_COMPONENTS, RewardConfig
 from rewards.math_answer import has_answer_line
-from rewards.parse import Parsed, parse_completion
+from rewards.parse import OUTPUTS, Parsed, parse_completion
 from rewards.validator import SCHEMA_INVALID, SCHEMA_UNSUPPORTED, compile_schema, failing_keywords, is_valid
+
+# output -> (format component, strictness component): the components that judge the reply's wrapper
+FORMATS = {"fenced": (C.format_score, C.strictness_score), "bare": (C.bare_format_score, C.bare_strictness_score)}
 
 
 @dataclass
@@ -35,7 +46,8 @@ class RewardBatch:
     total: np.ndarray                   # float64 [N], what the advantage is computed from
     strict_pass: np.ndarray             # bool [N]: parses AND validates (math: all values right)
     syntax_pass: np.ndarray             # bool [N]: the extracted JSON parses (math: an answer found)
-    format_pass: np.ndarray             # bool [N]: a closed ```json block was extracted (math: "Answer:" line)
+    format_pass: np.ndarray             # bool [N]: a closed ```json block was extracted (bare: the reply is one
+                                        # JSON value alone; math: "Answer:" line)
     has_think: np.ndarray               # bool [N]: a closed think block is present
     error_class: list[str]              # per row, see the module docstring
     schema_keywords: list[list[str]]    # per row, every failing JSON Schema keyword (empty if none)
@@ -52,15 +64,19 @@ class RewardBatch:
         return out
 
 
-def _json_row(p: Parsed, task: Task, truncated: bool) -> tuple[dict[str, float], bool, str, list[str]]:
+def _json_row(p: Parsed, task: Task, truncated: bool, output: str) -> tuple[dict[str, float], bool, str, list[str]]:
     compiled = compile_schema(task.schema) if task.schema is not None else None
-    scores = {"format": C.format_score(p), "validity": C.validity_score(p),
-              "schema": C.schema_score(p, compiled), "strictness": C.strictness_score(p)}
+    format_fn, strictness_fn = FORMATS[output]
+    scores = {"format": format_fn(p), "validity": C.validity_score(p),
+              "schema": C.schema_score(p, compiled), "strictness": strictness_fn(p)}
     keywords: list[str] = []
-    strict = p.ok and (compiled is None or is_valid(compiled, p.value))
+    valid = p.ok and (compiled is None or is_valid(compiled, p.value))
+    strict = valid and (output == "fenced" or p.source == "bare")
     cut = truncated or p.looks_truncated or not p.think_closed
     if strict:
         error = "ok"
+    elif valid:
+        error = "fenced"
     elif p.candidate is None:
         error = "truncated" if cut else "no_json"
     elif not p.ok:
@@ -81,9 +97,12 @@ def _math_row(p: Parsed, task: Task, truncated: bool) -> tuple[dict[str, float],
 
 
 def score(completions: Sequence[str], tasks: Sequence[Task], config: RewardConfig | None = None,
-          truncated: Sequence[bool] | np.ndarray | None = None) -> RewardBatch:
-    """Score completion i against tasks[i]. `truncated[i]`: the engine stopped it at max_tokens."""
+          truncated: Sequence[bool] | np.ndarray | None = None, output: str = "fenced") -> RewardBatch:
+    """Score completion i against tasks[i]. `truncated[i]`: the engine stopped it at max_tokens;
+    `output`: "fenced" or "bare", the reply format the prompt asked for."""
     config = config or RewardConfig()
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     N = len(completions)
     if len(tasks) != N:
         raise ValueError(f"score() needs one task per completion, got {N} completions and {len(tasks)} tasks")
@@ -101,7 +120,7 @@ def score(completions: Sequence[str], tasks: Sequence[Task], config: RewardConfi
     keywords: list[list[str]] = [[] for _ in range(N)]
 
     for i, (text, task) in enumerate(zip(completions, tasks)):
-        p = parse_completion(text)          # the one parse of this completion
+        p = parse_completion(text, output)  # the one parse of this completion
         is_math = task.kind == "math"
         shared = {"reasoning": C.reasoning_score(p), "truncation": C.truncation_score(p, cut_flags[i], is_math),
                   "repetition": C.repetition_score(p)}
@@ -110,9 +129,9 @@ def score(completions: Sequence[str], tasks: Sequence[Task], config: RewardConfi
             fmt[i] = has_answer_line(p.answer)
             gate[i] = syntax[i]
         else:
-            row, strict[i], errors[i], keywords[i] = _json_row(p, task, cut_flags[i])
+            row, strict[i], errors[i], keywords[i] = _json_row(p, task, cut_flags[i], output)
             syntax[i] = p.ok
-            fmt[i] = p.source == "json_fence" and p.fence_on_own_line
+            fmt[i] = row["format"] == 1.0   # fenced: a ```json block opened on its own line; bare: one JSON value
             gate[i] = fmt[i] and p.ok
         for name, value in {**shared, **row}.items():
             comps[name][i] = value

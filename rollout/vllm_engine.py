@@ -183,6 +183,14 @@ class VLLMEngine(Engine):
                                         finish_reason=c.finish_reason or "length", logprobs=logprobs))
         return rollouts
 
+    def generate_requests(self, prompts: list[list[int]], params: list[Any]) -> list[Any]:
+        """vLLM's own RequestOutputs for one SamplingParams per prompt (e.g. structured outputs), sampled
+        from the current adapter like `generate`: with "request" LoRA the adapter is a request argument,
+        so a caller that went to `self.llm` directly would sample the base model."""
+        from vllm.inputs import TokensPrompt
+        return self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params,
+                                 lora_request=self._lora, use_tqdm=False)
+
     # ---- adapters ---------------------------------------------------------------------------
     def load_adapter(self, adapter_dir: str | Path | None) -> None:
         self._swap(Path(adapter_dir) if adapter_dir else None, owned=False)

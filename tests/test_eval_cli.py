@@ -1,7 +1,9 @@
 """grpo-eval's CLI: the tolerant config reader and argument handling (no model)."""
 from pathlib import Path
 
-from eval.cli import parse_args, read_config
+import pytest
+
+from eval.cli import InputError, parse_args, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,3 +60,22 @@ def test_pass_at_1_reports_k_1_only(tmp_path):
     assert _plan(tmp_path, "--n", "5", "--pass-at-1").ks == (1,), "--pass-at-1: pass@1 over the n samples, only"
     assert _plan(tmp_path, "--pass-at-1").ks == (1,)
     assert _plan(tmp_path, "--n", "5", "--k", "1,3").ks == (1, 3)
+
+
+def test_output_format_and_system_prompt_come_from_the_config_unless_flagged(tmp_path):
+    config = tmp_path / "bare.toml"
+    config.write_text('[reward]\nthinking = true\n[prompt]\noutput = "bare"\nsystem = "Only \\"JSON\\"."\n')
+    plan = _plan(tmp_path, str(config))
+    assert (plan.decoding.output, plan.decoding.system, plan.decoding.thinking) == ("bare", 'Only "JSON".', True), \
+        "eval asks and judges the format the adapter was trained for"
+    assert _plan(tmp_path, str(config), "--output", "fenced").decoding.output == "fenced", "the flag overrides"
+    assert _plan(tmp_path).decoding.output == "fenced" and _plan(tmp_path).decoding.system is None
+    config.write_text('[prompt]\noutput = "yaml"\n')
+    with pytest.raises(InputError, match=r"prompt\.output = 'yaml': needs 'fenced' or 'bare'"):
+        _plan(tmp_path, str(config))
+
+
+def test_constrained_adapter_labels_must_not_collide(tmp_path):
+    """--constrained adds "<label>+constrained" runs; an adapter may not be labelled like one."""
+    with pytest.raises(InputError, match="'x\\+constrained' is taken"):
+        _plan(tmp_path, "--constrained", "--adapter", "x=runs/a", "x+constrained=runs/b")

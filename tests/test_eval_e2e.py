@@ -1,7 +1,7 @@
 """grpo-eval end to end on a tiny random 2-layer Llama: real engines, real files, CI time.
 
-One vLLM engine load serves baseline, two adapters ("stages") and constrained decoding; a second
-run must take baseline and constrained from the cache without loading any engine.
+One vLLM engine load serves baseline, two adapters ("stages") and constrained decoding of the base and
+of each adapter; a second run must take baseline and constrained from the cache without loading any engine.
 """
 import json
 
@@ -37,14 +37,17 @@ def test_report_end_to_end_vllm_with_adapters_constrained_and_cache(tiny, tmp_pa
         assert (out / name).is_file(), f"{name} should be written"
     on_disk = json.loads((out / "metrics.json").read_text())
     runs = on_disk["sets"]["synthetic"]["runs"]
-    assert set(runs) == {"baseline", "stage1", "stage2", "constrained"}
+    assert list(runs) == ["baseline", "constrained", "stage1", "stage1+constrained", "stage2", "stage2+constrained"], \
+        "each model's constrained run sits beside its unconstrained one"
+    assert runs["stage1+constrained"]["decoding"]["constrained"] and not runs["stage1"]["decoding"]["constrained"]
     for label, m in runs.items():
         total = m["num_prompts"] + sum(m["skipped"].values())
         assert total == 4, f"{label}: every prompt is either scored or counted as skipped"
         for key in ("strict", "syntax", "format"):
             assert 0 <= m[key]["lo"] <= m[key]["rate"] <= m[key]["hi"] <= 1
         assert "2" in m["pass_at_k"] and m["samples_per_prompt"] == 2
-    assert set(on_disk["sets"]["synthetic"]["comparisons"]) == {"stage1", "stage2", "constrained"}
+    assert set(on_disk["sets"]["synthetic"]["comparisons"]) == set(runs) - {"baseline"}
+    assert set(on_disk["sets"]["synthetic"]["constrained_vs_unconstrained"]) == {"baseline", "stage1", "stage2"}
     lines = (out / "completions.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
     assert {"prompt", "completion", "strict", "syntax", "format", "error_class", "label", "set"} <= set(rec)
@@ -52,7 +55,8 @@ def test_report_end_to_end_vllm_with_adapters_constrained_and_cache(tiny, tmp_pa
     assert {"pass_synthetic.png", "errors_synthetic.png", "rewards_synthetic.png", "lengths_synthetic.png",
             "paired_synthetic.png", "progression_synthetic.png"} <= figures
     report = (out / "report.md").read_text()
-    assert "strict" in report and "stage2" in report and "rescued" in report
+    assert "strict" in report and "stage2+constrained" in report and "rescued" in report
+    assert "Constrained vs the same model unconstrained" in report
 
     # Second run, no adapters: baseline and constrained come from the cache, no engine is built.
     import eval.generate as generate

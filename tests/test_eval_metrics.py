@@ -105,6 +105,18 @@ def test_strict_syntax_format_and_taxonomy():
     assert "format" in metrics["components"] and "correctness" not in metrics["components"]
 
 
+def test_a_bare_output_run_is_judged_as_bare_json():
+    task = generate_json_tasks(3, seed=0, split="eval")[0]
+    cases = [(format_gold(task, False, "bare"), "stop"), (format_gold(task, False), "stop")]
+    gen = Generated(label="baseline", task_ids=[task.id], completions=[[Completion(t, 9, f) for t, f in cases]],
+                    meta={"decoding": Decoding(output="bare").to_dict()})
+    metrics, rows = evaluate(gen, [task], ks=(1,))
+    assert [r["strict"] for r in rows] == [True, False] and [r["format"] for r in rows] == [True, False]
+    assert [r["syntax"] for r in rows] == [True, True], "the fenced reply still parses"
+    assert rows[1]["error_class"] == "fenced" and coarse_error("fenced") == "fenced"
+    assert "output" not in Decoding().to_dict(), "a default field added later must not change cached baselines' keys"
+
+
 def test_per_tier_and_skipped_and_outcomes():
     tasks = generate_json_tasks(6, seed=1, split="eval")
     rows = [(t.id, [(format_gold(t, False) if i % 2 == 0 else "no json", "stop")]) for i, t in enumerate(tasks[:4])]

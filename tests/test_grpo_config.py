@@ -77,6 +77,17 @@ def test_impossible_combinations():
                   ).startswith("configs/x.toml: curriculum.stages.0: tier_mix:")
 
 
+def test_prompt_section_sets_the_output_format_and_system_prompt_and_round_trips():
+    cfg = config_from_dict({"prompt": {"output": "bare", "system": 'Reply with "JSON" only.\nNo fence.'}})
+    assert cfg.prompt.output == "bare" and cfg.prompt.system.startswith('Reply with "JSON"')
+    assert config_from_dict(tomllib.loads(dump_toml(cfg))) == cfg, "a quoted, multi-line system prompt round-trips"
+    assert Config().prompt.output == "fenced" and Config().prompt.system is None, "default: today's fenced prompt"
+    assert _error({"prompt": {"output": "yaml"}}).startswith("configs/x.toml: prompt.output: Input should be")
+    assert _error({"prompt": {"system": ""}}).startswith("configs/x.toml: prompt.system:")
+    assert _error({"data": {"kind": "math"}, "prompt": {"output": "bare"}}).startswith(
+        "configs/x.toml: prompt.output: [prompt] describes JSON replies")
+
+
 def test_overrides_are_typed_and_checked():
     cfg = config_from_dict({}, "x", ["grpo.beta=0.02", "optim.lr=1e-4", "rollout.engine=hf",
                                      "lora.target_modules=['q_proj']", "run.name=abc"])

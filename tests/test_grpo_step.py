@@ -59,7 +59,9 @@ def test_step_with_kl_and_two_updates_per_batch(model_dir):
     for key in ("reward", "reward/braces", "entropy", "clip_ratio/region_mean", "frac_reward_zero_std",
                 "time/generate_s", "time/score_s", "time/train_s", "time/sync_s", "tokens/train_per_s"):
         assert key in metrics and math.isfinite(metrics[key]), key
-    assert len(examples) == 2
+    assert len(examples) == 1, "one whole group is logged by default (run.num_samples_logged)"
+    assert examples[0].count("**completion ") == 4 and "| advantage |" in examples[0] and "braces" in examples[0], \
+        "the group's G completions with their advantages and reward components"
 
 
 def constant_reward(texts, tasks, truncated):

@@ -157,3 +157,52 @@ def test_math_rows_get_correctness_and_error_classes():
     assert batch.components["correctness"].tolist() == [1.0, 0.0, 0.0]
     assert batch.error_class == ["ok", "wrong_answer", "no_answer"]
     assert batch.total.tolist() == [1.0, 0.0, 0.0]
+
+
+# ----------------------------------------------------------------------------- bare output
+
+BARE = '{"name": "a", "tags": ["x", "y", "z"]}'
+
+
+@pytest.mark.parametrize("text, fmt, strictness", [
+    (BARE, 1.0, 1.0),                                    # exactly one JSON value
+    ("\n  " + BARE + "\n", 1.0, 1.0),                    # whitespace around it is allowed
+    (BARE + "\nHope this helps, let me know!", 0.5, -0.5),  # a value, then text: graded by that text
+    ('{"name": "a", "tags": [', 0.5, 0.0),               # opens as JSON, broken: strictness neutral
+    (GOOD, 0.0, -0.5),                                   # a fence: no format credit, the markers are extra text
+    ("Sure! " + BARE, 0.0, 0.0),                         # prose first: no JSON at all
+])
+def test_bare_format_and_strictness_scoring_tables(text, fmt, strictness):
+    p = P(text, output="bare")
+    assert C.bare_format_score(p) == fmt and C.bare_strictness_score(p) == strictness
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_bare_gold_earns_every_component_at_its_max_and_strict_pass(thinking):
+    from curriculum.json_tasks import generate_json_tasks
+    from curriculum.prompts import format_gold
+    tasks = generate_json_tasks(30, seed=3, split="train", tier_mix={"simple": 1, "medium": 1, "hard": 1})
+    golds = [format_gold(t, thinking, output="bare") for t in tasks]
+    assert not any("```" in g for g in golds), "bare gold has no fence"
+    batch = score(golds, tasks, RewardConfig.defaults(thinking=thinking), output="bare")
+    assert batch.strict_pass.all() and batch.format_pass.all() and set(batch.error_class) == {"ok"}
+    for name in ("format", "validity", "schema", "truncation", "repetition", "strictness") + (("reasoning",) * thinking):
+        assert (batch.components[name] == 1.0).all(), f"{name} should be at its max on every bare gold"
+    assert batch.total.min() == pytest.approx(1.0)
+
+
+def test_a_fenced_reply_in_bare_mode_parses_but_loses_format_credit_and_strict_pass():
+    fenced, bare = score([GOOD], [TASK], output="bare"), score([BARE], [TASK], output="bare")
+    assert fenced.syntax_pass[0] and fenced.components["schema"][0] == 1.0, "its JSON still earns content credit"
+    assert fenced.components["format"][0] == 0.0 and not fenced.format_pass[0]
+    assert not fenced.strict_pass[0] and fenced.error_class == ["fenced"], "a JSON-mode client cannot json.loads it"
+    assert bare.total[0] == pytest.approx(1.0) and fenced.total[0] < bare.total[0]
+    assert score([BARE], [TASK], RewardConfig(mode="strict"), output="bare").total[0] == 1.0
+    assert score([GOOD], [TASK], RewardConfig(mode="strict"), output="bare").total[0] == 0.0
+
+
+def test_bare_mode_leaves_math_rows_alone_and_rejects_an_unknown_output():
+    task = Task(id="m", kind="math", prompt="p", answer="18")
+    assert score(["Answer: 18"], [task], output="bare").total.tolist() == [1.0]
+    with pytest.raises(ValueError, match="output"):
+        score([BARE], [TASK], output="json")

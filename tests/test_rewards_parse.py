@@ -88,3 +88,32 @@ def test_floats_beyond_a_double_are_non_finite_but_big_integers_parse():
     assert parse_completion("[1e999]").error_kind == "non_finite_number", "Python would make it inf"
     assert parse_completion("[1" + "0" * 400 + "]").value == [10 ** 400]
     assert parse_completion("[1e-400]").value == [0.0], "underflow is finite"
+
+
+# ----------------------------------------------------------------------------- bare output (rule 5)
+
+def test_bare_output_parses_the_whole_answer_whatever_json_value_it_is():
+    for text, value in (('  {"a": 1}\n', {"a": 1}), ("[1, 2]", [1, 2]), ('"text"', "text"), ("42", 42)):
+        p = parse_completion(text, output="bare")
+        assert p.source == "bare" and p.ok and p.value == value, f"{text!r} is one JSON value"
+    p = parse_completion('{"a": 1}\nHope this helps!', output="bare")
+    assert p.source == "bare" and p.error_kind == "extra_data", "text after the value breaks the bare reply"
+
+
+def test_bare_output_treats_prose_as_no_json_and_fences_inside_strings_as_content():
+    p = parse_completion('Sure: {"a": 1}', output="bare")
+    assert p.source == "none" and p.candidate is None, "prose before the JSON is not a bare JSON reply"
+    p = parse_completion('{"code": "```py\\nprint(1)\\n```"}', output="bare")
+    assert p.ok and p.value == {"code": "```py\nprint(1)\n```"}, "a fence inside a string is content, not a block"
+
+
+def test_bare_output_still_extracts_a_reply_that_opens_with_a_fence():
+    """The documented choice: a fenced reply in bare mode parses (dense validity/schema credit), but
+    rewards.score gives it no format credit and no strict pass."""
+    p = parse_completion('```json\n{"a": 1}\n```', output="bare")
+    assert p.source == "json_fence" and p.ok and p.value == {"a": 1}
+
+
+def test_bare_output_reads_the_json_after_the_think_block():
+    p = parse_completion('<think>one key</think>\n{"k": 1}', output="bare")
+    assert p.think == "one key" and p.source == "bare" and p.value == {"k": 1}

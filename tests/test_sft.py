@@ -1,6 +1,8 @@
 """SFT warm start: labels mask the prompt exactly, the loss equals plain cross-entropy over the target
 tokens, the think prefill moves "<think>\\n" from target to prompt, the loss falls on a tiny model,
 and the saved adapter reloads with PeftModel.from_pretrained (and a run resumes from its checkpoint)."""
+import json
+
 import pytest
 import torch
 
@@ -48,6 +50,28 @@ def test_think_prefill_moves_the_opening_tag_into_the_prompt(tokenizer):
     assert tokenizer.decode(ex.input_ids[:n]).endswith(THINK_PREFILL), "the prompt should end with the prefill"
     target = tokenizer.decode(ex.input_ids[n:-1])
     assert not target.startswith("<think>") and THINK_PREFILL + target == format_gold(task, True)
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_bare_output_renders_the_bare_prompt_and_bare_gold(tokenizer, thinking):
+    task = TASKS[2]
+    ex = build_example(tokenizer, task, thinking, output="bare")
+    prompt = render_prompt(tokenizer, system_prompt("json", thinking, "bare"), task.prompt)
+    n = len(prompt)
+    assert ex.input_ids[:n] == prompt, "the prompt should carry the bare system prompt"
+    target = tokenizer.decode(ex.input_ids[n:-1])
+    assert target == format_gold(task, thinking, "bare") and "```" not in target, "the target is the JSON alone"
+    assert json.loads(target.rpartition("</think>\n")[2]) == task.gold
+
+
+def test_configured_system_prompt_replaces_the_built_in_one_but_not_a_rows_own(tokenizer):
+    import dataclasses
+    task = TASKS[3]
+    ex = build_example(tokenizer, task, False, system="Answer in JSON.")
+    assert ex.input_ids[:ex.labels.count(IGNORE)] == render_prompt(tokenizer, "Answer in JSON.", task.prompt)
+    own = dataclasses.replace(task, system="My row's prompt.")
+    ex = build_example(tokenizer, own, False, system="Answer in JSON.")
+    assert ex.input_ids[:ex.labels.count(IGNORE)] == render_prompt(tokenizer, "My row's prompt.", task.prompt)
 
 
 def test_padding_carries_no_loss_and_batches_are_length_sorted(tokenizer):
