@@ -171,8 +171,10 @@ def _paired(before: dict, after: dict) -> dict[str, Any] | None:
 
 
 def _resolved(spec: str) -> str:
-    from rollout.models import resolve_model
-    return resolve_model(spec)
+    """The model's part of a cache key. An embedded model is its spec: the conversion of a packaged GGUF is
+    deterministic, and a path under $HOME would tie a committed cache to one machine."""
+    from rollout.models import EMBEDDED_PREFIX, resolve_model
+    return spec if spec.startswith(EMBEDDED_PREFIX) else resolve_model(spec)
 
 
 def _versions() -> dict[str, str]:
