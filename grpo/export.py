@@ -1,6 +1,7 @@
 """`grpo-export ADAPTER --out DIR [--merge]`: a trained adapter in a form other tools load.
 
     grpo-export runs/smollm2-135m-cpu-sft-grpo/adapter --out exported/json-lora          # PEFT folder
+    grpo-export runs/smollm2-135m-cpu-sft-grpo/adapter --out adapters/x --bf16           # PEFT, bf16 weights
     grpo-export runs/smollm2-135m-cpu-sft-grpo/adapter --out exported/json-merged --merge # full model
 
 PEFT (default): the adapter files, with `base_model_name_or_path` rewritten to something portable.
@@ -68,7 +69,8 @@ def _system_prompt(adapter: Path) -> str | None:
     return system_prompt("json", False)
 
 
-def export(adapter: str | Path, out: str | Path, merge: bool = False, model: str | None = None) -> Path:
+def export(adapter: str | Path, out: str | Path, merge: bool = False, model: str | None = None,
+           bf16: bool = False) -> Path:
     """Write the export to `out` atomically (a temp folder renamed into place); returns `out`."""
     adapter, out = Path(adapter), Path(out)
     config = read_adapter_config(adapter)
@@ -78,7 +80,7 @@ def export(adapter: str | Path, out: str | Path, merge: bool = False, model: str
     if not base:
         raise ExportError(f"{adapter}: adapter_config.json names no base model; pass --model")
     portable, origin = base_origin(base)
-    record = {"adapter": str(adapter.resolve()), "merged": merge, "base_model": portable, "origin": origin,
+    record = {"adapter": str(adapter), "merged": merge, "base_model": portable, "origin": origin,
               "lora": {"r": config.get("r"), "alpha": config.get("lora_alpha"),
                        "target_modules": config.get("target_modules")},
               "system_prompt": _system_prompt(adapter)}
@@ -88,12 +90,20 @@ def export(adapter: str | Path, out: str | Path, merge: bool = False, model: str
         if merge:
             _write_merged(adapter, origin.get("embedded", base), tmp)
         else:
-            for name in ADAPTER_FILES:
-                shutil.copy2(adapter / name, tmp / name)
+            shutil.copy2(adapter / "adapter_config.json", tmp / "adapter_config.json")
+            if bf16:   # half the size; the engine and the trainer's forward run the adapter in bf16 anyway
+                from safetensors.torch import load_file, save_file
+                import torch
+                weights = load_file(adapter / "adapter_model.safetensors")
+                save_file({k: v.to(torch.bfloat16) for k, v in weights.items()}, tmp / "adapter_model.safetensors")
+            else:
+                shutil.copy2(adapter / "adapter_model.safetensors", tmp / "adapter_model.safetensors")
             (tmp / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": portable}, indent=2))
         (tmp / "grpo_export.json").write_text(json.dumps(record, indent=2) + "\n")
         (tmp / "README.md").write_text(_readme(record))
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o755)   # mkdtemp makes 0700, and what is written in it may be 0600
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
         if out.exists():
             out.rmdir()   # empty, checked above
         os.replace(tmp, out)
@@ -132,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="new (or empty) folder to write")
     ap.add_argument("--merge", action="store_true", help="merge into the base and write a full HF model folder")
     ap.add_argument("--model", help="base model spec, if not the one adapter_config.json names")
+    ap.add_argument("--bf16", action="store_true", help="PEFT export: store the adapter weights in bf16 (half the size)")
     args = ap.parse_args(argv)
     try:
-        out = export(args.adapter, args.out, merge=args.merge, model=args.model)
+        out = export(args.adapter, args.out, merge=args.merge, model=args.model, bf16=args.bf16)
     except (ExportError, OSError) as err:
         print(f"grpo-export: {err}", file=sys.stderr)
         return 2

@@ -151,6 +151,10 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
     summary: dict[str, Any] = {"step": start_step, "resumed_from": start_step, "history": [], "stage_changes": []}
     bar = _progress(start_step, cfg.run.num_steps, quiet)
     try:
+        if probe and start_step == 0:  # where the curve starts: the base model, or the init adapter (SFT)
+            start = probe_pass(engine, render, ctx.reward_fn, probe, cfg.rollout.max_new_tokens)
+            monitor.scalars(start, 0)
+            say("probe at step 0 | " + " ".join(f"{k.removeprefix('probe/')} {v:.2f}" for k, v in start.items()))
         for step in range(start_step + 1, cfg.run.num_steps + 1):
             canary_due = cfg.run.canary_every and step % cfg.run.canary_every == 0
             previous = lora_state(policy) if canary_due else None   # the adapter a stale engine would hold

@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
-# The main job on the embedded default model: set up (if needed), train, then evaluate.
-#   bash scripts/main.sh                 ~25 min of training + ~10 min of evaluation on 2 CPU cores
-#   CONFIG=configs/x.toml EVAL_LIMIT=300 bash scripts/main.sh
-# Re-running continues the run from its newest checkpoint (a finished run only re-saves its adapter)
-# and reuses the cached baseline completions, so only the trained adapter is evaluated again.
+# The main job on the embedded default model: set up (if needed), train with the best recipe measured
+# (docs/study.md: SFT warm start on gold replies, then GRPO from it), then evaluate the trained adapter
+# against the untrained baseline on held-out prompts and the external benchmarks, and write
+# benchmarks/outcome.json.
+#   bash scripts/main.sh                 ~55 min on 2 CPU cores (README: "What you get")
+#   EVAL_LIMIT=60 bash scripts/main.sh   a smaller evaluation
+# Re-running continues each stage from its newest checkpoint (a finished stage only re-saves its
+# adapter) and reuses the cached baseline completions, so only the trained adapter is evaluated again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 bash scripts/setup.sh
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
-CONFIG="${CONFIG:-configs/smollm2-135m-cpu.toml}"
-RUN_DIR="$(.venv/bin/python -c "import sys; from grpo.config import load_config; print(load_config(sys.argv[1]).run_dir)" "$CONFIG")"
+export TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
+SFT_CONFIG="${SFT_CONFIG:-configs/smollm2-135m-cpu-sft.toml}"
+GRPO_CONFIG="${GRPO_CONFIG:-configs/smollm2-135m-cpu-sft-grpo.toml}"
+run_dir() { .venv/bin/python -c "import sys; from grpo.config import load_config; print(load_config(sys.argv[1]).run_dir)" "$1"; }
+RUN_DIR="$(run_dir "$GRPO_CONFIG")"
 
-.venv/bin/grpo-train "$CONFIG" --resume
-# Baseline (cached) vs the trained adapter on the held-out synthetic JSON prompts, strict = schema-valid.
-.venv/bin/grpo-eval --pass-at-1 "$CONFIG" --adapter "$RUN_DIR/adapter" --bench synthetic \
-    --limit "${EVAL_LIMIT:-90}" --max-tokens 256 --out "$RUN_DIR/eval"
-echo "[main] report: $RUN_DIR/eval/report.md   TensorBoard: .venv/bin/tensorboard --logdir $RUN_DIR/tb"
+.venv/bin/grpo-train "$SFT_CONFIG" --resume      # supervised warm start -> runs/<sft>/adapter
+.venv/bin/grpo-train "$GRPO_CONFIG" --resume     # GRPO from that adapter (model.init_adapter)
+# The trained adapter vs the untrained baseline, one sample per prompt at the config's temperature;
+# strict = the reply's JSON validates against the task's schema (math: the exact final answer).
+# The baseline's completions are committed (docs/baseline/cache, keyed by model, prompts and decoding:
+# eval/cache.py): generating them takes ~25 min here, and they do not depend on training. A different
+# model, prompt set or decoding misses the cache and generates its own; --baseline forces it.
+.venv/bin/grpo-eval --pass-at-1 "$GRPO_CONFIG" --adapter "json=$RUN_DIR/adapter" \
+    --bench synthetic synthetic-schema Glaiveai2K Github_easy gsm8k --limit "${EVAL_LIMIT:-200}" \
+    --max-tokens 256 --math-max-tokens 384 --max-model-len 2048 --cache-dir docs/baseline/cache \
+    --out "$RUN_DIR/eval"
+wall_min=$(.venv/bin/python -c "import sys; print((int(sys.argv[2]) - int(sys.argv[1])) / 60)" "$start" "$(date +%s)")
+.venv/bin/python scripts/outcome.py --eval "$RUN_DIR/eval" --label json --wall-min "$wall_min" \
+    --command "bash scripts/main.sh" --out "${OUTCOME:-benchmarks/outcome.json}" >/dev/null
+echo "[main] $wall_min min; report: $RUN_DIR/eval/report.md, outcome: ${OUTCOME:-benchmarks/outcome.json}"
+echo "[main] TensorBoard: .venv/bin/tensorboard --logdir $RUN_DIR/tb"

@@ -61,6 +61,17 @@ def test_peft_export_is_portable(trained_adapter, tmp_path):
     assert json.loads((out / "grpo_export.json").read_text())["merged"] is False
 
 
+def test_bf16_peft_export_halves_the_weights_and_keeps_their_values(trained_adapter, tmp_path):
+    from safetensors.torch import load_file
+
+    from grpo.export import main
+    out = tmp_path / "lora-bf16"
+    assert main([str(trained_adapter), "--out", str(out), "--bf16"]) == 0
+    full, half = load_file(trained_adapter / "adapter_model.safetensors"), load_file(out / "adapter_model.safetensors")
+    assert full.keys() == half.keys() and all(v.dtype == torch.bfloat16 for v in half.values())
+    assert all(torch.equal(half[k], full[k].to(torch.bfloat16)) for k in full)
+
+
 def test_embedded_base_points_upstream_and_records_the_gguf(tmp_path):
     from grpo.export import base_origin
     from rollout.models import cache_root

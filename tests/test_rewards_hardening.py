@@ -2,7 +2,7 @@
 
 Each case of the issue is built by name first; a property test then mixes generated hostile schemas
 (deep nesting, allOf/$ref cycles and chains, huge numbers, NUL, lone surrogates) with hostile
-instances. The cases, with their results before and after the fix: docs/reliability-rewards.md.
+instances. The cases, with their results before and after the fix: docs/reliability/rewards.md.
 """
 import json
 import math

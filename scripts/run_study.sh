@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The runs of docs/study.md, in the order they were made (each resumes if re-run; one heavy job at a time).
+#   bash scripts/run_study.sh            ~50 min on 2 idle CPU cores; the main job itself is scripts/main.sh
+# (As run on 2026-12-01: sft-a was started with run.num_steps=200 and stopped after its step-150
+#  checkpoint, then resumed with 150 to write its adapter; its warm-up was 10 steps instead of 8.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL=WARNING
+OUT=runs/study
+MIX=(--set data.num_tasks=4000 --set data.schema_prompt_share=0.5 --set 'data.tier_mix={simple=0.35,medium=0.4,hard=0.25}')
+
+# 1. How much SFT: one run, 150 optimizer steps of 16 gold replies (2,400 examples, 0.6 epoch of 4,000
+#    tasks, both task families, all three tiers), a checkpoint every 25 steps evaluated below.
+.venv/bin/grpo-train configs/smollm2-135m-cpu-sft.toml --resume --set run.name=sft-a --set run.out_dir=$OUT \
+    --set run.num_steps=150 --set run.save_every=25 --set run.keep_last=8 "${MIX[@]}"
+ck=$OUT/sft-a/checkpoints
+.venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu.toml --bench synthetic synthetic-schema --limit 60 \
+    --max-tokens 256 --adapter sft50=$ck/step_000050/adapter sft100=$ck/step_000100/adapter \
+    sft150=$OUT/sft-a/adapter --out $OUT/eval-sft
+
+# 2. GRPO from the SFT adapter (the main job's second stage, 20 steps, group-std advantage scaling) on the
+#    same 60 + 60 held-out prompts. (A per-batch scaling run, Dr. GRPO's proposal, was cut for time.)
+.venv/bin/grpo-train configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.name=grpo-group \
+    --set run.out_dir=$OUT --set run.num_steps=20 --set grpo.adv_scale=group \
+    --set model.init_adapter=$OUT/sft-a/adapter
+.venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu.toml --bench synthetic synthetic-schema --limit 60 \
+    --max-tokens 256 --adapter sft150=$OUT/sft-a/adapter grpo-group=$OUT/grpo-group/adapter --out $OUT/eval-grpo
