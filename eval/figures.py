@@ -63,26 +63,32 @@ def pass_rates(name: str, runs: dict[str, Any], path: Path) -> Path:
 
 def errors(name: str, runs: dict[str, Any], path: Path) -> Path:
     plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 4.5))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 4.5))
     labels = list(runs)
     bottom = np.zeros(len(labels))
-    for cls in COARSE_ORDER:
+    for i, cls in enumerate(COARSE_ORDER):      # one fixed tab10 colour per outcome class
         vals = np.array([runs[l]["errors_coarse"].get(cls, 0) / max(1, runs[l]["num_completions"]) for l in labels])
         if vals.any():
-            a1.bar(labels, vals, bottom=bottom, label=cls)
+            a1.bar(labels, vals, bottom=bottom, label=cls, color=f"C{i}")
             bottom += vals
     a1.set_title(f"{name}: outcome of each completion (share)")
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=8, title="outcome", title_fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     keywords = sorted({k for l in labels for k in runs[l].get("schema_keywords", {})},
                       key=lambda k: -sum(runs[l]["schema_keywords"].get(k, 0) for l in labels))[:12]
     width = 0.8 / max(1, len(labels))
+    greys = plt.cm.Greys(np.linspace(0.3, 0.9, len(labels)))   # labels here, not outcome classes: no tab10
     for j, l in enumerate(labels):
         a2.barh(np.arange(len(keywords)) + j * width,
                 [runs[l]["schema_keywords"].get(k, 0) / max(1, runs[l]["num_completions"]) for k in keywords],
-                width, label=l)
+                width, label=l, color=greys[j], edgecolor="black", linewidth=0.5)
     a2.set_yticks(np.arange(len(keywords)) + width * (len(labels) - 1) / 2, keywords)
     a2.invert_yaxis()
     a2.set_title("failing JSON Schema keywords (share of completions)")
+    if keywords:
+        a2.legend(fontsize=8, title="label", title_fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    else:
+        a2.set_axis_off()
+        a2.text(0.5, 0.5, "no schema violations", ha="center", va="center", transform=a2.transAxes)
     return _save(fig, path)
 
 
@@ -99,13 +105,14 @@ def rewards(name: str, runs: dict[str, Any], path: Path) -> Path:
             vals.append(w * runs[l]["components"].get(c, {}).get("mean", 0.0))
         vals = np.array(vals)
         base = np.where(vals >= 0, pos, neg)
-        ax.bar(labels, vals, bottom=base, label=c, hatch=None if (vals >= 0).all() else "//")
+        ax.bar(labels, vals, bottom=base, label=c)
         pos += np.clip(vals, 0, None)
         neg += np.clip(vals, None, 0)
     ax.plot(labels, [runs[l]["reward_total"]["mean"] for l in labels], "k_", markersize=30, label="total")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_title(f"{name}: weighted reward components (mean)")
-    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_ylabel("weight x mean (below 0: penalty)")
+    ax.legend(fontsize=8, markerscale=0.4, bbox_to_anchor=(1.01, 1), loc="upper left")
     return _save(fig, path)
 
 
@@ -133,7 +140,7 @@ def paired(name: str, comparisons: dict[str, Any], path: Path) -> Path:
         left += vals
     ax.set_xlabel("prompts (strict pass, paired with the baseline)")
     ax.set_title(f"{name}: rescued vs regressed")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     return _save(fig, path)
 
 
