@@ -19,9 +19,18 @@ ck=$OUT/sft-a/checkpoints
     sft150=$OUT/sft-a/adapter --out $OUT/eval-sft
 
 # 2. GRPO from the SFT adapter (the main job's second stage, 20 steps, group-std advantage scaling) on the
-#    same 60 + 60 held-out prompts. (A per-batch scaling run, Dr. GRPO's proposal, was cut for time.)
+#    same 60 + 60 held-out prompts. (As run: the canary stopped it at step 10, and it was resumed from its
+#    step-5 checkpoint with --set run.canary_every=0; docs/study.md, section 2.)
 .venv/bin/grpo-train configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.name=grpo-group \
     --set run.out_dir=$OUT --set run.num_steps=20 --set grpo.adv_scale=group \
     --set model.init_adapter=$OUT/sft-a/adapter
 .venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu.toml --bench synthetic synthetic-schema --limit 60 \
     --max-tokens 256 --adapter sft150=$OUT/sft-a/adapter grpo-group=$OUT/grpo-group/adapter --out $OUT/eval-grpo
+
+# 3. Ablations on the same start: GRPO continued to 40 steps, and per-batch advantage scaling (20 steps).
+G=(configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.out_dir=$OUT --set model.init_adapter=$OUT/sft-a/adapter)
+.venv/bin/grpo-train "${G[@]}" --set run.name=grpo-batch --set run.num_steps=20 --set grpo.adv_scale=batch
+.venv/bin/grpo-train "${G[@]}" --set run.name=grpo-group --set run.num_steps=40 --set run.canary_every=0
+.venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu.toml --bench synthetic synthetic-schema --limit 60 \
+    --max-tokens 256 --adapter sft150=$OUT/sft-a/adapter grpo20=adapters/smollm2-135m-json \
+    grpo40=$OUT/grpo-group/adapter grpo-batch=$OUT/grpo-batch/adapter --out $OUT/eval-grpo2
