@@ -15,7 +15,6 @@ folders (adapter_config.json + adapter_model.safetensors), as the trainer writes
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any

@@ -14,7 +14,6 @@ adapter/ (the final PEFT adapter) and, with a curriculum, stages/stage_<i>_<name
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import replace
