@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 UPSTREAM = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma3-270m": "google/gemma-3-270m"}
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 class ExportError(ValueError):
@@ -34,13 +33,13 @@ class ExportError(ValueError):
 
 
 def read_adapter_config(adapter: Path) -> dict:
-    for name in ADAPTER_FILES:
-        if not (adapter / name).is_file():
-            raise ExportError(f"{adapter} is not a PEFT adapter folder: {name} is missing")
-    try:
-        return json.loads((adapter / "adapter_config.json").read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ExportError(f"{adapter / 'adapter_config.json'}: not valid JSON ({err})") from None
+    """adapter_config.json of a PEFT folder that grpo-eval would accept (rollout.checks), with safetensors
+    weights: the one format this export copies, casts and merges."""
+    from rollout.checks import check_adapter, read_json_object
+    check_adapter(adapter)
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise ExportError(f"{adapter} is not a PEFT adapter folder: adapter_model.safetensors is missing")
+    return read_json_object(adapter / "adapter_config.json", f"no adapter_config.json in {adapter}")
 
 
 def base_origin(base_path: str) -> tuple[str, dict]:
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         out = export(args.adapter, args.out, merge=args.merge, model=args.model, bf16=args.bf16)
-    except (ExportError, OSError) as err:
+    except (ValueError, OSError) as err:   # ExportError and rollout.checks' one-line errors
         print(f"grpo-export: {err}", file=sys.stderr)
         return 2
     print(f"grpo-export: wrote {out}")
