@@ -3,8 +3,9 @@
 Layout of `<run_dir>/checkpoints/step_000120/`:
   adapter/             PEFT format (adapter_config.json + adapter_model.safetensors): loads with
                        `PeftModel.from_pretrained(base, path)` and as a vLLM LoRA module
-  trainer_state.pt     optimizer, LR scheduler, RNG states (python, numpy, torch, CUDA), in plain
-                       lists and tensors only, so it loads with `torch.load(weights_only=True)`
+  trainer_state.pt     optimizer, LR scheduler, RNG states (python, numpy, torch, CUDA; under torchrun
+                       every rank's, `rng_ranks`), in plain lists and tensors only, so it loads
+                       with `torch.load(weights_only=True)`
   state.json           step, task-source position, curriculum position, counters
   config.toml          the resolved config the run was started with
 
@@ -109,12 +110,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, policy, optimizer, scheduler, state: dict[str, Any],
-                    config_toml: str, keep_last: int = 3) -> Path:
-    """Write checkpoint `step` atomically; delete all but the newest `keep_last`. Returns its folder."""
+                    config_toml: str, keep_last: int = 3, rng_ranks: list[dict[str, Any]] | None = None) -> Path:
+    """Write checkpoint `step` atomically; delete all but the newest `keep_last`. Returns its folder.
+    `rng_ranks`: every torchrun rank's `rng_state()`, in rank order (grpo.train gathers them)."""
     def write(tmp: Path) -> None:
         policy.save_pretrained(tmp / "adapter")
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": rng_state()}, tmp / "trainer_state.pt")
+                    "rng": rng_state(), "rng_ranks": rng_ranks or []}, tmp / "trainer_state.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2))
         (tmp / "config.toml").write_text(config_toml)
 
@@ -165,8 +167,10 @@ def read_state(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / "state.json").read_text())
 
 
-def load_checkpoint(folder: Path, policy, optimizer, scheduler) -> dict[str, Any]:
-    """Restore adapter weights, optimizer, scheduler and RNGs in place; return state.json's dict."""
+def load_checkpoint(folder: Path, policy, optimizer, scheduler, rank: int = 0) -> dict[str, Any]:
+    """Restore adapter weights, optimizer, scheduler and RNGs (torchrun rank `rank`'s own) in place;
+    return state.json's dict. A rank the checkpoint has no streams for (the run now has more ranks)
+    keeps the fresh seed it started with."""
     from peft import set_peft_model_state_dict
     from peft.utils import load_peft_weights
 
@@ -178,7 +182,9 @@ def load_checkpoint(folder: Path, policy, optimizer, scheduler) -> dict[str, Any
         trainer_state = torch.load(folder / "trainer_state.pt", weights_only=True)
     optimizer.load_state_dict(trainer_state["optimizer"])
     scheduler.load_state_dict(trainer_state["scheduler"])
-    set_rng_state(trainer_state["rng"])
+    streams = trainer_state.get("rng_ranks") or [trainer_state["rng"]]
+    if rank < len(streams):
+        set_rng_state(streams[rank])
     return read_state(folder)
 
 
@@ -203,7 +209,7 @@ def config_changes(saved_toml: str, cfg) -> dict[str, tuple[Any, Any]]:
     return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
 
 
-def check_resume_config(folder: Path, cfg, allow_change: bool) -> dict[str, tuple[Any, Any]]:
+def check_resume_config(folder: Path, cfg, allow_change: bool, say=print) -> dict[str, tuple[Any, Any]]:
     """Refuse (ConfigError, one line) to resume `folder` under a config that changes the run's meaning,
     i.e. differs outside FREE_KEYS, unless `allow_change`; then the run applies the new values (the
     optimizer's via grpo.optim.follow_config). Returns the changes."""
@@ -213,7 +219,7 @@ def check_resume_config(folder: Path, cfg, allow_change: bool) -> dict[str, tupl
     except ConfigError as err:  # written under an older schema (a key since removed or renamed)
         if not allow_change:
             raise ConfigError(f"resume: {err}; pass --allow-config-change to resume under the current config") from None
-        print(f"resume: {err}; resuming under the current config")
+        say(f"resume: {err}; resuming under the current config")
         return {}
     meaningful = {k: v for k, v in changes.items() if k not in FREE_KEYS}
     listed = ", ".join(f"{k} ({old!r} -> {new!r})" for k, (old, new) in meaningful.items())
@@ -221,5 +227,5 @@ def check_resume_config(folder: Path, cfg, allow_change: bool) -> dict[str, tupl
         raise ConfigError(f"resume: the config differs from {folder}/config.toml in {listed}; "
                           "undo the change or pass --allow-config-change to apply it")
     if meaningful:
-        print(f"resume: applying config changes {listed}")
+        say(f"resume: applying config changes {listed}")
     return changes

@@ -34,28 +34,34 @@ from typing import Callable
 
 import torch
 
-WeightFn = Callable[[torch.Tensor, int], torch.Tensor]
+WeightFn = Callable[[torch.Tensor, int, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]
 ISFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, dict[str, float]]]
 
 
 # ----------------------------------------------------------------------------- aggregation
 # Each returns per-token weights w [B, T] with loss = sum(L * w); computed once for the whole batch.
+# `total` sums a count over torchrun ranks (grpo.distributed; the identity on one process), so that
+# each rank's weights are its exact share of the one-process batch's.
 
-def seq_mean_weights(mask: torch.Tensor, max_tokens: int) -> torch.Tensor:
+def _same(count: torch.Tensor) -> torch.Tensor:
+    return count
+
+
+def seq_mean_weights(mask: torch.Tensor, max_tokens: int, total=_same) -> torch.Tensor:
     """GRPO: mean over each sequence's tokens, then mean over sequences."""
     lengths = mask.sum(dim=1, keepdim=True)                     # [B, 1]
-    num_seqs = (lengths > 0).sum().clamp(min=1)                 # sequences with >= 1 token
+    num_seqs = total((lengths > 0).sum()).clamp(min=1)          # sequences with >= 1 token
     return mask / lengths.clamp(min=1) / num_seqs               # [B, T]
 
 
-def token_mean_weights(mask: torch.Tensor, max_tokens: int) -> torch.Tensor:
+def token_mean_weights(mask: torch.Tensor, max_tokens: int, total=_same) -> torch.Tensor:
     """DAPO: mean over all tokens of the batch."""
-    return mask / mask.sum().clamp(min=1)                       # [B, T]
+    return mask / total(mask.sum()).clamp(min=1)                # [B, T]
 
 
-def constant_weights(mask: torch.Tensor, max_tokens: int) -> torch.Tensor:
+def constant_weights(mask: torch.Tensor, max_tokens: int, total=_same) -> torch.Tensor:
     """Dr. GRPO: sum over tokens divided by a constant, B * max_tokens (B: every sequence of the batch)."""
-    return mask / (max(mask.shape[0], 1) * max_tokens)          # [B, T]
+    return mask / (total(torch.tensor(mask.shape[0])).clamp(min=1) * max_tokens)  # [B, T]
 
 
 LOSS_AGGREGATIONS: dict[str, WeightFn] = {

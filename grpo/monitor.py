@@ -115,3 +115,18 @@ class MeanAccumulator:
     def means(self) -> dict[str, float]:
         out = {k: s / self.weights[k] for k, s in self.sums.items() if self.weights[k] > 0}
         return out | self.maxes
+
+    @classmethod
+    def merged(cls, parts: list["MeanAccumulator"]) -> "MeanAccumulator":
+        """One accumulator over all of `parts` (every rank's, grpo.distributed): the weighted means of
+        their union. A single part comes back unchanged."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls()
+        for part in parts:
+            for key, value in part.sums.items():
+                out.sums[key] += value
+                out.weights[key] += part.weights[key]
+            for key, value in part.maxes.items():
+                out.maxes[key] = max(out.maxes.get(key, value), value)
+        return out

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -41,6 +41,7 @@ from grpo import attention
 from grpo.advantages import ADVANTAGE_SCALES, zero_variance_groups
 from grpo.batch import Episode, MicroBatch, completion_mask, group_by_prompt, make_micro_batches
 from grpo.config import Config
+from grpo.distributed import World
 from grpo.logprobs import SharedPrompt, completion_logprobs
 from grpo.loss import IS_CORRECTIONS, LOSS_AGGREGATIONS, policy_loss
 from grpo.model import device_of, lora_in_base_dtype
@@ -73,6 +74,7 @@ class StepContext:
     render: Callable[[Task], list[int]]
     reward_fn: RewardFn
     pad_id: int
+    world: World = field(default_factory=World)  # torchrun ranks (grpo.distributed); one process by default
 
     def __post_init__(self):
         g, r = self.cfg.grpo, self.cfg.rollout
@@ -96,51 +98,53 @@ def packed_token_budget(cfg: Config, policy) -> int | None:
 
 
 def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
-    """Run one step; return (flat metrics, `run.num_samples_logged` whole groups as Markdown sample text)."""
-    cfg, g = ctx.cfg, ctx.cfg.grpo
+    """Run one step; return (flat metrics, `run.num_samples_logged` whole groups as Markdown sample text).
+
+    Under torchrun each rank runs this on its share of the prompts; `ctx.world` carries what is
+    batch-level between them (grpo.distributed), at the same points on every rank."""
+    cfg, g, world = ctx.cfg, ctx.cfg.grpo, ctx.world
     timer, stats, reward_stats = PhaseTimer(), MeanAccumulator(), MeanAccumulator()
-    P = cfg.rollout.prompts_per_step
+    P, G = cfg.rollout.prompts_per_step // world.size, cfg.rollout.group_size  # this rank's share of the prompts
     t_start = time.perf_counter()
 
     # 1-3. Prompts -> G completions each -> rewards. "filter" drops all-tie groups and refills.
     groups, sampled, num_zero_var, num_gen_tokens = [], [], 0, 0
     num_rounds = 1 + (g.max_refill_rounds if g.zero_variance == "filter" else 0)
     for _ in range(num_rounds):
-        new_groups = sample_groups(ctx, P - len(groups), timer, reward_stats)
-        zero_var = zero_variance_groups(torch.tensor(np.stack([gr.rewards for gr in new_groups])))
+        shortfalls = world.gather(P - len(groups))  # every rank's, so that all ranks draw the same tasks
+        if sum(shortfalls) == 0:
+            break
+        new_groups = sample_groups(ctx, shortfalls, timer, reward_stats)
+        zero_var = zero_variance_groups(group_rewards(new_groups, G))
         sampled, num_zero_var = sampled + new_groups, num_zero_var + int(zero_var.sum())
         num_gen_tokens += sum(len(r.completion_ids) for gr in new_groups for r in gr.rollouts)
         groups += [gr for gr, z in zip(new_groups, zero_var) if not (z and g.zero_variance == "filter")]
-        if len(groups) == P:
-            break
-    metrics = reward_stats.means() | {"frac_reward_zero_std": num_zero_var / len(sampled),
-                                      "groups/sampled": len(sampled), "groups/trained": len(groups)}
 
-    # 4. Group-relative advantages over the kept groups.
-    episodes: list[Episode] = []
-    if groups:
-        rewards = torch.tensor(np.stack([gr.rewards for gr in groups]), dtype=torch.float32)  # [P', G]
-        adv = ctx.advantage_fn(rewards, g.adv_eps)                                              # [P', G]
-        episodes = [Episode(r.prompt_ids, r.completion_ids, r.logprobs, float(rw), float(a), r.truncated)
-                    for gr, a_row in zip(groups, adv) for r, rw, a in zip(gr.rollouts, gr.rewards, a_row)]
-        for gr, a_row in zip(groups, adv):
-            gr.advantages = a_row.numpy()
+    # 4. Group-relative advantages over the kept groups (of every rank: batch-std scaling needs them all).
+    every_rank = world.gather(group_rewards(groups, G))                                  # [P'_r, G] each
+    adv = ctx.advantage_fn(torch.cat(every_rank), g.adv_eps)[world.shard([len(r) for r in every_rank])]  # [P', G]
+    episodes = [Episode(r.prompt_ids, r.completion_ids, r.logprobs, float(rw), float(a), r.truncated)
+                for gr, a_row in zip(groups, adv) for r, rw, a in zip(gr.rollouts, gr.rewards, a_row)]
+    for gr, a_row in zip(groups, adv):
+        gr.advantages = a_row.numpy()
 
-    # 5. Loss aggregation as per-token weights over the whole batch, then length-sorted micro-batches.
+    # 5. Loss aggregation as per-token weights over the whole batch (its normalisers summed over
+    #    ranks), then length-sorted micro-batches.
+    weights = ctx.weight_fn(completion_mask(episodes, g.mask_truncated), cfg.rollout.max_new_tokens, world.sum)  # [N, T]
     micro: list[MicroBatch] = []
     if episodes:
-        weights = ctx.weight_fn(completion_mask(episodes, g.mask_truncated), cfg.rollout.max_new_tokens)  # [N, T]
         if g.beta == 0:  # advantage 0 and no KL: the loss of these rows is identically 0, skip their forward
             weights[torch.tensor([e.advantage == 0 for e in episodes])] = 0
         micro = [mb.to(ctx.device) for mb in
                  make_micro_batches(episodes, weights, g.micro_batch_size, ctx.pad_id, by_prompt=g.share_prompt,
                                     max_tokens=ctx.pack_tokens)]
+    trains = int(world.sum(torch.tensor(len(micro)))) > 0  # some rank has something to learn from
 
     # 6. mu passes of clipped updates; pass 0 records old logprobs, reference logprobs and IS weights.
     #    A group cut into several packed micro-batches has its prompt forwarded once for all of them.
     skipped_nonfinite, loss_sum = 0, 0.0
     with timer("train"):
-        for it in range(g.num_iterations if micro else 0):
+        for it in range(g.num_iterations if trains else 0):
             for group in group_by_prompt(micro) if ctx.pack_tokens else [[mb] for mb in micro]:
                 ref_prompt, policy_prompt = shared_prompts(ctx, group, with_ref=it == 0 and g.beta > 0)
                 for mb in group:
@@ -162,9 +166,11 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
                     stats.add(loss_metrics | {"entropy": entropy_mean}, weight=n_tok)
                 if policy_prompt is not None:
                     policy_prompt.backward()  # the group's summed prompt gradient, through its one forward
+            world.all_reduce_grads(ctx.params)  # each rank's loss is its share of the batch loss: sum them
             grad_norm = float(torch.nn.utils.clip_grad_norm_(ctx.params, cfg.optim.max_grad_norm))
-            if math.isfinite(grad_norm):
+            if math.isfinite(grad_norm):  # the same norm on every rank: they all step, or all skip
                 ctx.optimizer.step()
+                world.check_same(ctx.params, f"after optimizer step {it + 1} of the step")
                 stats.add({"grad_norm": grad_norm})
             else:
                 skipped_nonfinite += 1
@@ -175,20 +181,35 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
         ctx.scheduler.step()
 
     # 7. Hot-swap the new adapter into the engine before the next rollout.
-    if micro and skipped_nonfinite < g.num_iterations:
+    delivery = {}
+    if trains and skipped_nonfinite < g.num_iterations:
         with timer("sync"):
             ctx.engine.set_adapter(ctx.policy)
-        metrics |= getattr(ctx.engine, "delivery", {})  # sync/delivered_fraction: read back from the engine
+        delivery = getattr(ctx.engine, "delivery", {})  # sync/delivered_fraction: read back from the engine
 
-    num_train_tokens = sum(mb.num_tokens for mb in micro) * g.num_iterations
-    metrics |= stats.means() | timer.metrics() | {
-        "loss": loss_sum / g.num_iterations, "lr": lr,
-        "skipped/nonfinite": skipped_nonfinite, "skipped/no_signal": int(not micro),
-        "micro_batches": len(micro), "tokens/generated": num_gen_tokens,
-        "tokens/generated_per_s": num_gen_tokens / max(timer.seconds["generate"], 1e-9),
-        "tokens/train_per_s": num_train_tokens / max(timer.seconds["train"], 1e-9),
+    # 8. Metrics of the whole batch: every rank's counts summed, means merged, the slowest rank's times.
+    counts = {"sampled": len(sampled), "trained": len(groups), "zero_var": num_zero_var, "loss": loss_sum,
+              "micro_batches": len(micro), "gen_tokens": num_gen_tokens,
+              "train_tokens": sum(mb.num_tokens for mb in micro) * g.num_iterations}
+    parts = world.gather((reward_stats, stats, counts, dict(timer.seconds)))
+    reward_stats, stats = MeanAccumulator.merged([p[0] for p in parts]), MeanAccumulator.merged([p[1] for p in parts])
+    total = {k: sum(p[2][k] for p in parts) for k in counts}
+    seconds = {k: max(p[3].get(k, 0.0) for p in parts) for k in dict.fromkeys(k for p in parts for k in p[3])}
+    metrics = reward_stats.means() | delivery | stats.means() | {f"time/{k}_s": v for k, v in seconds.items()} | {
+        "frac_reward_zero_std": total["zero_var"] / max(total["sampled"], 1),
+        "groups/sampled": total["sampled"], "groups/trained": total["trained"],
+        "loss": total["loss"] / g.num_iterations, "lr": lr,
+        "skipped/nonfinite": skipped_nonfinite, "skipped/no_signal": int(not trains),
+        "micro_batches": total["micro_batches"], "tokens/generated": total["gen_tokens"],
+        "tokens/generated_per_s": total["gen_tokens"] / max(seconds.get("generate", 0.0), 1e-9),
+        "tokens/train_per_s": total["train_tokens"] / max(seconds.get("train", 0.0), 1e-9),
         "step_time_s": time.perf_counter() - t_start}
     return metrics, [sample_text(ctx, gr) for gr in shown_groups(sampled, cfg.run.num_samples_logged)]
+
+
+def group_rewards(groups: list[Group], G: int) -> torch.Tensor:
+    """[len(groups), G] float32 rewards (an empty [0, G] when there are none)."""
+    return torch.tensor(np.stack([gr.rewards for gr in groups]) if groups else np.zeros((0, G)), dtype=torch.float32)
 
 
 def shown_groups(sampled: list[Group], n: int) -> list[Group]:
@@ -205,10 +226,14 @@ def sample_text(ctx: StepContext, gr: Group) -> str:
                           gr.rewards, shown, gr.advantages)
 
 
-def sample_groups(ctx: StepContext, num_prompts: int, timer: PhaseTimer, stats: MeanAccumulator) -> list[Group]:
-    """Take `num_prompts` tasks, generate G completions for each, score them; log reward metrics."""
+def sample_groups(ctx: StepContext, draw_sizes: list[int], timer: PhaseTimer, stats: MeanAccumulator) -> list[Group]:
+    """Draw every rank's `draw_sizes` tasks (one process: [n]) and keep this rank's; generate G
+    completions for each, score them; log reward metrics."""
     G = ctx.cfg.rollout.group_size
-    tasks = ctx.tasks.next_batch(num_prompts)
+    tasks = ctx.tasks.next_batch(sum(draw_sizes))[ctx.world.shard(draw_sizes)]
+    num_prompts = len(tasks)
+    if not tasks:
+        return []
     with timer("generate"):
         rollouts = ctx.engine.generate([ctx.render(t) for t in tasks], ctx.sampling)
     assert len(rollouts) == num_prompts * G, f"engine returned {len(rollouts)} rollouts, expected {num_prompts * G}"

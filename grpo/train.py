@@ -8,12 +8,16 @@ The loop only schedules, logs and checkpoints; what a step does is in grpo/step.
 arguments replace one built-in part (an engine, a reward function, a task source), for tests and
 for callers with their own data; by default each is built from the config.
 
+Under torchrun (`grpo-train --nproc N`) every rank runs this loop on its share of each step's prompts
+and rank 0 alone logs, probes and writes; what the ranks exchange is in grpo/distributed.py.
+
 Run folder (`run.out_dir/run.name`): config.toml (resolved), tb/ (TensorBoard), checkpoints/,
 adapter/ (the final PEFT adapter) and, with a curriculum, stages/stage_<i>_<name>/ (each stage's adapter).
 """
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import replace
@@ -26,6 +30,7 @@ import torch
 from curriculum.schedule import CurriculumState
 from grpo import checkpoint
 from grpo.config import Config, ConfigError, dump_toml
+from grpo.distributed import World, cpu_share, init_world
 from grpo.model import count_parameters, load_policy, lora_in_base_dtype
 from grpo.monitor import Monitor, NullMonitor
 from grpo.optim import build_optimizer, follow_config
@@ -36,16 +41,20 @@ from grpo.tasks import PromptRenderer, build_task_source
 from rollout.canary import lora_state
 
 
-def build_engine(cfg: Config, model_path: str, policy, tokenizer):
-    """The rollout engine named by `rollout.engine` (imported lazily: vLLM is heavy)."""
+def build_engine(cfg: Config, model_path: str, policy, tokenizer, world: World = World()):
+    """The rollout engine named by `rollout.engine` (imported lazily: vLLM is heavy); under torchrun,
+    one per rank, sampling with its own seed."""
     if cfg.rollout.engine == "hf":
         from rollout.hf_engine import HFEngine
         return HFEngine(policy, tokenizer)
     from rollout.vllm_engine import VLLMEngine
+    # vLLM's torchrun mode: the engine joins the ranks' process group instead of starting its own;
+    # tensor parallel size 1, so every rank is an engine of its own (docs/scaling.md).
+    ranks = {"distributed_executor_backend": "external_launcher"} if world.size > 1 else {}
     engine = VLLMEngine(model_path, max_lora_rank=cfg.lora.r, max_model_len=cfg.rollout.max_model_len,
-                        seed=cfg.run.seed, dtype=cfg.model.dtype,
+                        seed=cfg.run.seed + world.rank, dtype=cfg.model.dtype,
                         lora_mode=None if cfg.rollout.lora_mode == "auto" else cfg.rollout.lora_mode,
-                        gpu_memory_utilization=cfg.rollout.gpu_memory_utilization)
+                        gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, **ranks)
     if cfg.model.load_in_4bit:  # the engine samples from the same NF4-rounded base the trainer computes with
         from grpo.model import dequantized_base_weights
         engine.set_base_weights(dequantized_base_weights(policy))
@@ -64,33 +73,55 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def start_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> tuple[Path, str]:
+def start_run(cfg: Config, resume: bool, allow_config_change: bool = False,
+              world: World = World()) -> tuple[Path, str]:
     """Common start of a GRPO or SFT run: offline hub, threads, seeds, the run folder with its
     resolved config.toml. Refuses to overwrite a run that has checkpoints unless resuming, and to
-    resume under a config that changes the run's meaning unless `allow_config_change`."""
+    resume under a config that changes the run's meaning unless `allow_config_change`. Under
+    torchrun every rank checks, rank 0 alone writes, and CPU ranks split the cores."""
     from rollout.models import offline_unless_hub
     offline_unless_hub(cfg.model.path)
-    if cfg.run.num_threads:
+    if world.size > 1 and not torch.cuda.is_available():
+        cores = cpu_share(world)
+        os.sched_setaffinity(0, cores)  # this rank's engine and trainer threads stay on its own cores
+        torch.set_num_threads(cfg.run.num_threads or len(cores))
+    elif cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
-    seed_everything(cfg.run.seed)
+    seed_everything(cfg.run.seed + world.rank)  # rank 0 draws as a one-process run does
     run_dir = cfg.run_dir
-    checkpoint.remove_partial(run_dir)  # first: it may rename a checkpoint a kill left aside back into place
+    if world.is_main:
+        checkpoint.remove_partial(run_dir)  # first: it may rename a checkpoint a kill left aside back into place
+    world.barrier()
     latest = checkpoint.list_checkpoints(run_dir)[-1:]
     if latest and not resume:
         raise ConfigError(f"run.name: {run_dir} already holds checkpoints; pass --resume or pick another run.name")
     if latest:  # before config.toml is rewritten, so a refused resume leaves the folder as it was
-        checkpoint.check_resume_config(latest[0], cfg, allow_config_change)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.check_resume_config(latest[0], cfg, allow_config_change,
+                                       say=print if world.is_main else (lambda *a: None))
     config_toml = dump_toml(cfg)
-    (run_dir / "config.toml").write_text(config_toml)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.toml").write_text(config_toml)
     return run_dir, config_toml
 
 
 def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = False, engine=None,
           reward_fn: RewardFn | None = None, tasks=None, quiet: bool = False) -> dict[str, Any]:
     """Train for cfg.run.num_steps GRPO steps (continuing the newest checkpoint if `resume`)."""
-    say = (lambda *a: None) if quiet else print
-    run_dir, config_toml = start_run(cfg, resume, allow_config_change)
+    world = init_world()  # torchrun ranks (grpo.distributed), else one process
+    try:
+        return _train(cfg, world, resume, allow_config_change, engine, reward_fn, tasks, quiet)
+    finally:
+        world.close()
+
+
+def _train(cfg: Config, world: World, resume: bool, allow_config_change: bool, engine, reward_fn, tasks,
+           quiet: bool) -> dict[str, Any]:
+    say = (lambda *a: None) if quiet or not world.is_main else print
+    if cfg.rollout.prompts_per_step % world.size:
+        raise ConfigError(f"rollout.prompts_per_step: {cfg.rollout.prompts_per_step} prompts do not split "
+                          f"evenly over {world.size} ranks; make it a multiple of {world.size}")
+    run_dir, config_toml = start_run(cfg, resume, allow_config_change, world)
     latest = checkpoint.list_checkpoints(run_dir)[-1:] if resume else []
     saved = checkpoint.read_state(latest[0]) if latest else {}
 
@@ -111,11 +142,11 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
     custom_reward = reward_fn
     reward_fn = custom_reward or default_reward_fn(step_cfg)
     owns_engine = engine is None
-    engine = engine if engine is not None else build_engine(cfg, model_path, policy, tokenizer)
+    engine = engine if engine is not None else build_engine(cfg, model_path, policy, tokenizer, world)
 
     start_step, totals = 0, {"skipped_nonfinite": 0, "skipped_no_signal": 0}
     if latest:
-        checkpoint.load_checkpoint(latest[0], policy, optimizer, scheduler)
+        checkpoint.load_checkpoint(latest[0], policy, optimizer, scheduler, rank=world.rank)
         follow_config(optimizer, scheduler, step_cfg.optim)  # the current lr, not the checkpoint's
         tasks.load_state_dict(saved["tasks"])
         start_step, totals = saved["step"], saved["totals"]
@@ -123,6 +154,9 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
             + (f", stage {stages.state.stage + 1} '{stages.stage.name}')" if stages else ")"))
     elif resume:
         say(f"no checkpoint in {run_dir}; starting from step 0")
+    params = [p for p in policy.parameters() if p.requires_grad]
+    world.broadcast_params(params)   # every rank starts from rank 0's adapter (a fresh LoRA init differs per seed)
+    world.check_same(params, "at start")
     engine.set_adapter(policy)  # the engine samples from exactly the policy's adapter from step 1 on
 
     trainable, total = count_parameters(policy)
@@ -144,11 +178,13 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
     render = PromptRenderer(tokenizer, cfg.reward.thinking, cfg.rollout.think_prefill, cfg.prompt.output,
                             cfg.prompt.system)
     ctx = StepContext(cfg=step_cfg, policy=policy, optimizer=optimizer, scheduler=scheduler, engine=engine,
-                      tasks=tasks, render=render, reward_fn=reward_fn, pad_id=tokenizer.pad_token_id)
-    monitor = Monitor(run_dir / "tb", first_step=start_step + 1) if cfg.run.tensorboard else NullMonitor()
-    probe = probe_tasks(cfg) if cfg.run.probe_every else []
+                      tasks=tasks, render=render, reward_fn=reward_fn, pad_id=tokenizer.pad_token_id, world=world)
+    # Rank 0 alone logs, probes and writes; the other ranks train and check.
+    monitor = Monitor(run_dir / "tb", first_step=start_step + 1) if cfg.run.tensorboard and world.is_main else NullMonitor()
+    probe = probe_tasks(cfg) if cfg.run.probe_every and world.is_main else []
     summary: dict[str, Any] = {"step": start_step, "resumed_from": start_step, "history": [], "stage_changes": []}
-    bar = _progress(start_step, cfg.run.num_steps, quiet)
+    bar = _progress(start_step, cfg.run.num_steps, quiet or not world.is_main)
+    write = bar.write if world.is_main else (lambda *a: None)
     try:
         if probe and start_step == 0:  # where the curve starts: the base model, or the init adapter (SFT)
             start = probe_pass(engine, render, ctx.reward_fn, probe, cfg.rollout.max_new_tokens)
@@ -170,16 +206,18 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
                     tasks = ctx.tasks
                     summary["stage_changes"].append(change.as_dict())
                     monitor.text("curriculum", f"step {step}: {change.as_dict()}", step)
-                    bar.write(f"stage {change.old + 1} -> {change.new + 1} '{change.name}' after step {step} "
+                    write(f"stage {change.old + 1} -> {change.new + 1} '{change.name}' after step {step} "
                               f"({change.reason}, rolling strict pass {change.rolling_strict_pass})")
             monitor.scalars(metrics | {f"totals/{k}": v for k, v in totals.items()}, step)
             if step % cfg.run.sample_every == 0 or step == 1:
                 monitor.markdown("samples", "\n\n---\n\n".join(examples), step)
             if step % cfg.run.save_every == 0 or step == cfg.run.num_steps:
-                checkpoint.save_checkpoint(run_dir, step, policy, ctx.optimizer, ctx.scheduler,
-                                           {"tasks": tasks.state_dict(), "totals": totals,
-                                            "curriculum": stages.state.to_dict() if stages else None},
-                                           config_toml, keep_last=cfg.run.keep_last)
+                rng_ranks = world.gather(checkpoint.rng_state())  # every rank's own streams, for its resume
+                if world.is_main:
+                    checkpoint.save_checkpoint(run_dir, step, policy, ctx.optimizer, ctx.scheduler,
+                                               {"tasks": tasks.state_dict(), "totals": totals, "ranks": world.size,
+                                                "curriculum": stages.state.to_dict() if stages else None},
+                                               config_toml, keep_last=cfg.run.keep_last, rng_ranks=rng_ranks)
             summary["step"] = step
             kept = ("reward", "pass/strict", "lr", "step_time_s", "tokens/generated", "canary/delivered", "curriculum/stage",
                     "sync/delivered_fraction", "is/kl_sampler_trainer", "probe/strict", "probe/syntax")
@@ -188,12 +226,15 @@ def train(cfg: Config, *, resume: bool = False, allow_config_change: bool = Fals
             bar.set_postfix(reward=f"{metrics.get('reward', 0):.3f}", strict=f"{metrics.get('pass/strict', 0):.2f}",
                             dt=f"{metrics['step_time_s']:.1f}s", refresh=False)
             if not quiet:
-                bar.write(_line(step, cfg.run.num_steps, metrics))
+                write(_line(step, cfg.run.num_steps, metrics))
         # The final adapter alone (PEFT format), for grpo-eval --adapter and model.init_adapter;
         # in a curriculum run the last stage's folder too.
-        adapter_dir = checkpoint.save_adapter(policy, run_dir / "adapter")
-        if stages:
-            checkpoint.save_adapter(policy, stages.adapter_dir(run_dir, stages.state.stage))
+        adapter_dir = run_dir / "adapter"
+        if world.is_main:
+            checkpoint.save_adapter(policy, adapter_dir)
+            if stages:
+                checkpoint.save_adapter(policy, stages.adapter_dir(run_dir, stages.state.stage))
+        world.barrier()  # no rank returns before the adapter is on disk
     finally:
         bar.close()
         monitor.close()
@@ -207,13 +248,15 @@ def _advance_curriculum(ctx: StepContext, stages: Stages, step: int, metrics: di
     """Feed the step's strict pass to the schedule (its curriculum scalars go into `metrics`); on a stage
     change save the finished stage's adapter and return a StepContext for the new stage (config, pool,
     optimizer), else ctx itself."""
-    evaluate = lambda index, stage: held_out_strict_pass(ctx.engine, ctx.render, ctx.reward_fn, ctx.sampling,
-                                                         stages.cfg, index, stage)
+    evaluate = lambda index, stage: ctx.world.broadcast(  # rank 0 evaluates, every rank takes its verdict
+        held_out_strict_pass(ctx.engine, ctx.render, ctx.reward_fn, ctx.sampling, stages.cfg, index, stage)
+        if ctx.world.is_main else None)
     change, scalars = stages.after_step(metrics.get("pass/strict", 0.0), step, evaluate)
     metrics |= scalars
     if change is None:
         return ctx, None
-    checkpoint.save_adapter(ctx.policy, stages.adapter_dir(run_dir, change.old))
+    if ctx.world.is_main:
+        checkpoint.save_adapter(ctx.policy, stages.adapter_dir(run_dir, change.old))
     optimizer, scheduler = ctx.optimizer, ctx.scheduler
     if change.reset_optimizer:
         optimizer, scheduler = build_optimizer(ctx.policy, stages.config.optim, optimizer_horizon(stages.cfg, stages.state))

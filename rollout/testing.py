@@ -44,3 +44,30 @@ def random_lora(model, *, rank: int = 16, alpha: int = 32, seed: int = 0, scale:
             if "lora_B" in name:
                 p.copy_(torch.randn(p.shape, generator=g) * scale)
     return peft_model
+
+
+class FixedCompletions:
+    """An engine (rollout.engine.Engine's interface) whose completions are a fixed function of the prompt:
+    sample j of prompt p is `texts[(sum(p) + 3 * j) % len(texts)]`, whatever the adapter. Two runs
+    that split the same prompts differently then train on exactly the same episodes (the data-parallel
+    equivalence test). No sampler logprobs: the trainer's own stand in for them."""
+
+    def __init__(self, tokenizer, texts=("{}{}", "ab{", "}}}}x", "hello", "{a}", "{{", "xyz}", "")):
+        self.tokenizer, self.texts = tokenizer, list(texts)
+
+    def generate(self, prompts, sampling):
+        from rollout.types import Rollout
+        out = []
+        for i, prompt in enumerate(prompts):
+            for j in range(sampling.n):
+                text = self.texts[(sum(prompt) + 3 * j) % len(self.texts)]
+                ids = self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.eos_token_id]
+                out.append(Rollout(prompt_index=i, prompt_ids=list(prompt), completion_ids=ids, text=text,
+                                   finish_reason="stop"))
+        return out
+
+    def load_adapter(self, adapter_dir) -> None: ...
+
+    def set_adapter(self, peft_model) -> None: ...
+
+    def close(self) -> None: ...

@@ -102,7 +102,7 @@ def test_trainer_state_loads_with_weights_only_and_restores_rng(tmp_path):
     folder = checkpoint.save_checkpoint(tmp_path, 1, policy, optimizer, scheduler, {}, "")
     expected = (torch.rand(2), random.random(), np.random.standard_normal())
     state = torch.load(folder / "trainer_state.pt", weights_only=True)  # no allowlist: plain types only
-    assert set(state) == {"optimizer", "scheduler", "rng"} and set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
+    assert set(state) == {"optimizer", "scheduler", "rng", "rng_ranks"} and state["rng_ranks"] == [] and set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
     checkpoint.load_checkpoint(folder, policy, *build_optimizer(policy, OptimSection(), total_steps=4))
     got = (torch.rand(2), random.random(), np.random.standard_normal())
     assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:], "every RNG should continue where it was saved"
