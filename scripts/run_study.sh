@@ -34,3 +34,11 @@ G=(configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.out_dir=$OUT --set 
 .venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu.toml --bench synthetic synthetic-schema --limit 60 \
     --max-tokens 256 --adapter sft150=$OUT/sft-a/adapter grpo20=adapters/smollm2-135m-json \
     grpo40=$OUT/grpo-group/adapter grpo-batch=$OUT/grpo-batch/adapter --out $OUT/eval-grpo2
+
+# 4. Seed 001's comparison at 135M: SFT only vs GRPO only on the linear-equation tasks, 30 optimizer steps
+#    each from the base model; in-domain (linear, held-out eval split) and out-of-domain (GSM8K) accuracy.
+.venv/bin/grpo-train configs/smollm2-135m-cpu-math-sft.toml --resume --set run.out_dir=$OUT
+.venv/bin/grpo-train configs/smollm2-135m-cpu-math-grpo.toml --resume --set run.out_dir=$OUT
+.venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu-math-grpo.toml --bench linear gsm8k --limit 200 \
+    --math-max-tokens 384 --max-model-len 2048 --adapter sft=$OUT/smollm2-135m-cpu-math-sft/adapter \
+    grpo=$OUT/smollm2-135m-cpu-math-grpo/adapter --cache-dir docs/baseline/cache --out $OUT/eval-math
