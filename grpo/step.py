@@ -140,32 +140,12 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
                                     max_tokens=ctx.pack_tokens)]
     trains = int(world.sum(torch.tensor(len(micro)))) > 0  # some rank has something to learn from
 
-    # 6. mu passes of clipped updates; pass 0 records old logprobs, reference logprobs and IS weights.
-    #    A group cut into several packed micro-batches has its prompt forwarded once for all of them.
+    # 6. mu passes of clipped updates (accumulate_gradients: pass 0 also records old logprobs, reference
+    #    logprobs and IS weights), each one optimizer step on the gradient summed over all ranks.
     skipped_nonfinite, loss_sum = 0, 0.0
     with timer("train"):
         for it in range(g.num_iterations if trains else 0):
-            for group in group_by_prompt(micro) if ctx.pack_tokens else [[mb] for mb in micro]:
-                ref_prompt, policy_prompt = shared_prompts(ctx, group, with_ref=it == 0 and g.beta > 0)
-                for mb in group:
-                    if it == 0 and g.beta > 0:
-                        with torch.no_grad(), ctx.policy.disable_adapter():
-                            mb.ref_logp, _ = forward_logprobs(ctx, mb, with_entropy=False, prompt=ref_prompt)  # [B, T]
-                    logp, entropy = forward_logprobs(ctx, mb, prompt=policy_prompt)                     # [B, T]
-                    if it == 0:
-                        mb.old_logp = logp.detach()
-                        sampler = torch.where(mb.has_sampler_logp[:, None], mb.sampler_logp, mb.old_logp)
-                        mb.is_weights, is_metrics = ctx.is_fn(mb.old_logp, sampler, mb.token_weights > 0, g.is_cap)
-                        stats.add(is_metrics, weight=float((mb.token_weights > 0).sum()))
-                    loss, loss_metrics = policy_loss(logp, mb.old_logp, mb.ref_logp, mb.is_weights, mb.adv,
-                                                     mb.token_weights, beta=g.beta, eps_low=g.eps_low, eps_high=g.eps_high)
-                    loss.backward()
-                    loss_sum += loss.item()  # sync point, once per micro-batch
-                    n_tok = float((mb.token_weights > 0).sum())
-                    entropy_mean = float((entropy * (mb.token_weights > 0)).sum() / max(n_tok, 1))
-                    stats.add(loss_metrics | {"entropy": entropy_mean}, weight=n_tok)
-                if policy_prompt is not None:
-                    policy_prompt.backward()  # the group's summed prompt gradient, through its one forward
+            loss_sum += accumulate_gradients(ctx, micro, first_pass=it == 0, stats=stats)
             world.all_reduce_grads(ctx.params)  # each rank's loss is its share of the batch loss: sum them
             grad_norm = float(torch.nn.utils.clip_grad_norm_(ctx.params, cfg.optim.max_grad_norm))
             if math.isfinite(grad_norm):  # the same norm on every rank: they all step, or all skip
@@ -205,6 +185,36 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
         "tokens/train_per_s": total["train_tokens"] / max(seconds.get("train", 0.0), 1e-9),
         "step_time_s": time.perf_counter() - t_start}
     return metrics, [sample_text(ctx, gr) for gr in shown_groups(sampled, cfg.run.num_samples_logged)]
+
+
+def accumulate_gradients(ctx: StepContext, micro: list[MicroBatch], first_pass: bool, stats: MeanAccumulator) -> float:
+    """Forward and backward every micro-batch once, summing the policy loss's gradient into the LoRA
+    parameters; return the summed loss. The first pass records, on each micro-batch, the old logprobs
+    (the parameters have not moved yet), the reference logprobs (beta > 0) and the IS weights. A group
+    cut into several packed micro-batches has its prompt forwarded once for all of them."""
+    g, loss_sum = ctx.cfg.grpo, 0.0
+    for group in group_by_prompt(micro) if ctx.pack_tokens else [[mb] for mb in micro]:
+        ref_prompt, policy_prompt = shared_prompts(ctx, group, with_ref=first_pass and g.beta > 0)
+        for mb in group:
+            if first_pass and g.beta > 0:
+                with torch.no_grad(), ctx.policy.disable_adapter():
+                    mb.ref_logp, _ = forward_logprobs(ctx, mb, with_entropy=False, prompt=ref_prompt)  # [B, T]
+            logp, entropy = forward_logprobs(ctx, mb, prompt=policy_prompt)                             # [B, T]
+            real = mb.token_weights > 0                                                                 # [B, T]
+            if first_pass:
+                mb.old_logp = logp.detach()
+                sampler = torch.where(mb.has_sampler_logp[:, None], mb.sampler_logp, mb.old_logp)
+                mb.is_weights, is_metrics = ctx.is_fn(mb.old_logp, sampler, real, g.is_cap)
+                stats.add(is_metrics, weight=float(real.sum()))
+            loss, loss_metrics = policy_loss(logp, mb.old_logp, mb.ref_logp, mb.is_weights, mb.adv,
+                                             mb.token_weights, beta=g.beta, eps_low=g.eps_low, eps_high=g.eps_high)
+            loss.backward()
+            loss_sum += loss.item()  # sync point, once per micro-batch
+            n_tok = float(real.sum())
+            stats.add(loss_metrics | {"entropy": float((entropy * real).sum() / max(n_tok, 1))}, weight=n_tok)
+        if policy_prompt is not None:
+            policy_prompt.backward()  # the group's summed prompt gradient, through its one forward
+    return loss_sum
 
 
 def group_rewards(groups: list[Group], G: int) -> torch.Tensor:
