@@ -37,6 +37,8 @@ G=(configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.out_dir=$OUT --set 
 
 # 4. Seed 001's comparison at 135M: SFT only vs GRPO only on the linear-equation tasks, 30 optimizer steps
 #    each from the base model; in-domain (linear, held-out eval split) and out-of-domain (GSM8K) accuracy.
+#    (As run: the canary stopped the first GRPO attempt at step 10, before its first checkpoint; it was
+#    re-run from step 0 with --set run.canary_every=0; docs/study.md, sections 2 and 4.)
 .venv/bin/grpo-train configs/smollm2-135m-cpu-math-sft.toml --resume --set run.out_dir=$OUT
 .venv/bin/grpo-train configs/smollm2-135m-cpu-math-grpo.toml --resume --set run.out_dir=$OUT
 .venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu-math-grpo.toml --bench linear gsm8k --limit 200 \
