@@ -95,6 +95,18 @@ class PhaseTimer:
     def metrics(self) -> dict[str, float]:
         return {f"time/{phase}_s": s for phase, s in self.seconds.items()}
 
+    @classmethod
+    def merged(cls, parts: list["PhaseTimer"]) -> "PhaseTimer":
+        """The slowest part's time per phase (every rank's timer, grpo.distributed: a step waits for the
+        slowest rank). A single part comes back unchanged."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls()
+        for part in parts:
+            for phase, seconds in part.seconds.items():
+                out.seconds[phase] = max(out.seconds[phase], seconds)
+        return out
+
 
 class MeanAccumulator:
     """Weighted means of per-micro-batch metrics (keys ending in '_max' keep the max instead)."""

@@ -171,18 +171,17 @@ def grpo_step(ctx: StepContext) -> tuple[dict[str, float], list[str]]:
     counts = {"sampled": len(sampled), "trained": len(groups), "zero_var": num_zero_var, "loss": loss_sum,
               "micro_batches": len(micro), "gen_tokens": num_gen_tokens,
               "train_tokens": sum(mb.num_tokens for mb in micro) * g.num_iterations}
-    parts = world.gather((reward_stats, stats, counts, dict(timer.seconds)))
-    reward_stats, stats = MeanAccumulator.merged([p[0] for p in parts]), MeanAccumulator.merged([p[1] for p in parts])
-    total = {k: sum(p[2][k] for p in parts) for k in counts}
-    seconds = {k: max(p[3].get(k, 0.0) for p in parts) for k in dict.fromkeys(k for p in parts for k in p[3])}
-    metrics = reward_stats.means() | delivery | stats.means() | {f"time/{k}_s": v for k, v in seconds.items()} | {
+    reward_parts, stats_parts, count_parts, timer_parts = zip(*world.gather((reward_stats, stats, counts, timer)))
+    reward_stats, stats = MeanAccumulator.merged(list(reward_parts)), MeanAccumulator.merged(list(stats_parts))
+    timer, total = PhaseTimer.merged(list(timer_parts)), {k: sum(c[k] for c in count_parts) for k in counts}
+    metrics = reward_stats.means() | delivery | stats.means() | timer.metrics() | {
         "frac_reward_zero_std": total["zero_var"] / max(total["sampled"], 1),
         "groups/sampled": total["sampled"], "groups/trained": total["trained"],
         "loss": total["loss"] / g.num_iterations, "lr": lr,
         "skipped/nonfinite": skipped_nonfinite, "skipped/no_signal": int(not trains),
         "micro_batches": total["micro_batches"], "tokens/generated": total["gen_tokens"],
-        "tokens/generated_per_s": total["gen_tokens"] / max(seconds.get("generate", 0.0), 1e-9),
-        "tokens/train_per_s": total["train_tokens"] / max(seconds.get("train", 0.0), 1e-9),
+        "tokens/generated_per_s": total["gen_tokens"] / max(timer.seconds["generate"], 1e-9),
+        "tokens/train_per_s": total["train_tokens"] / max(timer.seconds["train"], 1e-9),
         "step_time_s": time.perf_counter() - t_start}
     return metrics, [sample_text(ctx, gr) for gr in shown_groups(sampled, cfg.run.num_samples_logged)]
 

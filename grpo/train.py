@@ -87,7 +87,7 @@ def start_run(cfg: Config, resume: bool, allow_config_change: bool = False,
         torch.set_num_threads(cfg.run.num_threads or len(cores))
     elif cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
-    seed_everything(cfg.run.seed + world.rank)  # rank 0 draws as a one-process run does
+    seed_everything(cfg.run.seed + world.rank)  # ranks never sample alike; rank 0 keeps the one-process seed
     run_dir = cfg.run_dir
     if world.is_main:
         checkpoint.remove_partial(run_dir)  # first: it may rename a checkpoint a kill left aside back into place
@@ -154,11 +154,6 @@ def _train(cfg: Config, world: World, resume: bool, allow_config_change: bool, e
             + (f", stage {stages.state.stage + 1} '{stages.stage.name}')" if stages else ")"))
     elif resume:
         say(f"no checkpoint in {run_dir}; starting from step 0")
-    params = [p for p in policy.parameters() if p.requires_grad]
-    world.broadcast_params(params)   # every rank starts from rank 0's adapter (a fresh LoRA init differs per seed)
-    world.check_same(params, "at start")
-    engine.set_adapter(policy)  # the engine samples from exactly the policy's adapter from step 1 on
-
     trainable, total = count_parameters(policy)
     P, G, mb = cfg.rollout.prompts_per_step, cfg.rollout.group_size, cfg.grpo.micro_batch_size
     pack_tokens = packed_token_budget(cfg, policy)
@@ -179,6 +174,9 @@ def _train(cfg: Config, world: World, resume: bool, allow_config_change: bool, e
                             cfg.prompt.system)
     ctx = StepContext(cfg=step_cfg, policy=policy, optimizer=optimizer, scheduler=scheduler, engine=engine,
                       tasks=tasks, render=render, reward_fn=reward_fn, pad_id=tokenizer.pad_token_id, world=world)
+    world.broadcast_params(ctx.params)   # every rank starts from rank 0's adapter (a fresh LoRA init differs per seed)
+    world.check_same(ctx.params, "at start")
+    engine.set_adapter(policy)  # the engine samples from exactly the policy's adapter from step 1 on
     # Rank 0 alone logs, probes and writes; the other ranks train and check.
     monitor = Monitor(run_dir / "tb", first_step=start_step + 1) if cfg.run.tensorboard and world.is_main else NullMonitor()
     probe = probe_tasks(cfg) if cfg.run.probe_every and world.is_main else []
