@@ -23,7 +23,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # the command line (not a caller in this process): tcmalloc + Intel OpenMP, 1.44x per step
+    if argv is None:  # the command line (not a caller in this process): tcmalloc + Intel OpenMP (rollout/preload.py)
         from rollout.preload import reexec_with_preloads
         reexec_with_preloads()
     parser = OneLineParser(prog="grpo-train", description="GRPO training of a LoRA adapter.")

