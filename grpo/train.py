@@ -31,7 +31,7 @@ from curriculum.schedule import CurriculumState
 from grpo import checkpoint
 from grpo.config import Config, ConfigError, dump_toml
 from grpo.distributed import World, cpu_share, init_world
-from grpo.model import count_parameters, load_policy, lora_in_base_dtype
+from grpo.model import count_parameters, load_policy
 from grpo.monitor import Monitor, NullMonitor
 from grpo.optim import build_optimizer, follow_config
 from grpo.probe import probe_pass, probe_tasks
@@ -289,8 +289,7 @@ def _canary(engine, policy, prompt_ids: list[int], previous, step: int) -> dict[
     merge (`rollout.lora_mode = "merge"`, chosen explicitly) is known to deliver part of it: warn there."""
     from rollout.canary import CanaryError, check_adapter
     t0 = time.perf_counter()
-    result = check_adapter(engine, policy, prompt_ids, previous=previous,
-                           forward_context=lambda: lora_in_base_dtype(policy))   # as the loss forward runs
+    result = check_adapter(engine, policy, prompt_ids, previous=previous)
     reason = result.pop("reason")
     if reason:
         message = f"canary at step {step}: {reason}; the engine does not sample the policy being trained"

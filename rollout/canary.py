@@ -17,12 +17,21 @@ the engine still holds c, 0.5 for a half-delivered update (1 - t is a behavioura
 The check fails when t exceeds `MAX_TOWARD` by three standard errors, or when the engine is further
 than `TOLERANCE_NATS` from p on average. A candidate the trainer cannot tell from p (a large se) is
 inconclusive rather than failing; `sync/delivered_fraction`, read back from the engine at every swap,
-covers that case.
+covers that case. The se is clustered by completion: the tokens of one continuation share a context,
+so their residuals are not independent.
+
+The trainer scores in float32 arithmetic on the weights the engine holds (`exact_forward`: the base as it
+is, the adapter rounded to the engine's dtype), not in the loss forward's bf16. Scored in bf16, p and c
+each carry the trainer's own rounding noise n, and n enters both e - p and c - p with the same sign: an
+errors-in-variables bias of about |n|^2 / (|c - p|^2 + 2 |n|^2) in t. After one small GRPO step the
+update moves the logprobs by less than that noise, so a delivered engine read 0.35-0.7 "toward previous"
+(docs/study.md, section 2: the open canary question). With float32 scoring n ~ 0 and t is unbiased;
+what remains is the engine's own bf16 noise, independent of c - p.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -60,6 +69,25 @@ def _weights(peft_model: Any, state: dict[str, torch.Tensor]):
                 params[n].copy_(w)
 
 
+@contextmanager
+def exact_forward(peft_model: Any, engine_dtype: torch.dtype):
+    """Float32 arithmetic (float64 stays) on the weights an engine of `engine_dtype` holds: every floating
+    parameter rounded to that dtype, then upcast (exact for the bf16 base; the fp32 LoRA masters become
+    the bf16 factors the engine multiplies with). Quantised (integer) weights are left as they are."""
+    saved = {}
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if p.is_floating_point():
+                saved[n] = p.data
+                p.data = p.data.to(engine_dtype).to(torch.promote_types(p.dtype, torch.float32))
+    try:
+        yield
+    finally:
+        params = dict(peft_model.named_parameters())
+        for n, data in saved.items():
+            params[n].data = data
+
+
 @torch.no_grad()
 def _forward_logprobs(model: Any, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
     device = next(model.parameters()).device
@@ -68,31 +96,34 @@ def _forward_logprobs(model: Any, prompt_ids: list[int], completion_ids: list[in
     return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion_ids)[:, None]).squeeze(-1)
 
 
-def toward(engine_lp: torch.Tensor, policy_lp: torch.Tensor, candidate_lp: torch.Tensor) -> tuple[float, float]:
-    """(t, se): how far the engine's logprobs sit from the policy's toward a candidate's (module docstring)."""
+def toward(engine_lp: torch.Tensor, policy_lp: torch.Tensor, candidate_lp: torch.Tensor,
+           sizes: list[int] | None = None) -> tuple[float, float]:
+    """(t, se): how far the engine's logprobs sit from the policy's toward a candidate's (module docstring).
+    `sizes`: tokens per completion, the clusters of the se (None: every token its own)."""
     d, v = (engine_lp - policy_lp).double(), (candidate_lp - policy_lp).double()
     vv = float(v @ v)
     if vv == 0.0:
         return 0.0, float("inf")
     t = float(d @ v) / vv
-    return t, float((d - t * v).square().mean().sqrt()) / vv ** 0.5
+    scores = torch.split(v * (d - t * v), sizes or [1] * len(v))   # per cluster: its share of <d - t v, v>
+    return t, float(torch.stack([x.sum() for x in scores]).square().sum().sqrt()) / vv
 
 
 def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
                   previous: dict[str, torch.Tensor] | None = None, num_samples: int = 8,
-                  num_tokens: int = 32, forward_context: Callable[[], Any] = nullcontext) -> dict:
+                  num_tokens: int = 32) -> dict:
     """Score engine samples under the current, previous and base weights. Returns metrics and `reason`
-    ("" when delivered). `previous`: `lora_state(peft_model)` taken before the last update.
-    `forward_context`: how the trainer's loss forward runs (grpo: LoRA matmuls in bf16 under autocast),
-    so the canary compares the engine with the policy the trainer really computes, not its fp32 masters."""
+    ("" when delivered). `previous`: `lora_state(peft_model)` taken before the last update."""
     rollouts = engine.generate([prompt_ids], Sampling(n=num_samples, temperature=1.0, max_tokens=num_tokens,
                                                       logprobs=True))
     engine_lp = torch.cat([torch.tensor(r.logprobs) for r in rollouts])
+    sizes = [len(r.logprobs) for r in rollouts]
+    base = peft_model.get_base_model() if hasattr(peft_model, "get_base_model") else peft_model
     was_training = peft_model.training
     peft_model.eval()
 
     def score() -> torch.Tensor:
-        with forward_context():
+        with exact_forward(peft_model, base.dtype):
             return torch.cat([_forward_logprobs(peft_model, prompt_ids, r.completion_ids) for r in rollouts])
 
     try:
@@ -116,7 +147,7 @@ def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
     for k in ("base", "previous"):
         if k not in candidates:
             continue
-        t, se = toward(engine_lp, policy, candidates[k])
+        t, se = toward(engine_lp, policy, candidates[k], sizes)
         metrics |= {f"canary/toward_{k}": t, f"canary/toward_{k}_se": se}
         if not reason and t - 3 * se > MAX_TOWARD:
             reason = (f"engine sits {t:.2f} (+- {se:.2f}) of the way from the current adapter to the {k} weights: "

@@ -123,7 +123,8 @@ def test_adapter_rank_above_the_reserved_rank_raises(tiny_vllm, tiny_model_path,
 
 
 def _trained_adapter(model_path: str, steps: int = 3, lr: float = 5e-6):
-    """A PEFT LoRA after `steps` real AdamW steps on a next-token loss (B starts at zero, as in training)."""
+    """A PEFT LoRA after `steps` real AdamW steps on a next-token loss (B starts at zero, as in training),
+    and a function that takes one more step."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -134,12 +135,16 @@ def _trained_adapter(model_path: str, steps: int = 3, lr: float = 5e-6):
     ids = torch.tensor([tok.encode('```json\n{"name": "Ada", "year": 1843, "tags": ["math", "engine"]}\n```')])
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     torch.manual_seed(0)
-    for _ in range(steps):
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
+
+    def step():
+        model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
         optim.step()
         optim.zero_grad()
-    return model.eval()
+        model.eval()
+    for _ in range(steps):
+        step()
+    return model, step
 
 
 @pytest.mark.slow
@@ -148,7 +153,7 @@ def test_exact_delivery_after_three_optimizer_steps(embedded_model_path):
     T = 0.7 match the trainer's as closely as they do with no adapter at all (the bf16 noise floor of
     two implementations). The bf16 merge of the same adapter delivers a small part of it."""
     from rollout.vllm_engine import VLLMEngine
-    peft_model = _trained_adapter(embedded_model_path)
+    peft_model, one_more_step = _trained_adapter(embedded_model_path)
     engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0)
     prompt = render_prompt(engine.tokenizer, "Reply only with a ```json block.", "An object with key a = 1.")
     sampling = Sampling(n=16, temperature=0.7, max_tokens=24, logprobs=True)
@@ -159,6 +164,14 @@ def test_exact_delivery_after_three_optimizer_steps(embedded_model_path):
         assert engine.delivery["sync/delivered_fraction"] >= 0.999, engine.delivery
         assert engine.delivery["sync/modules"] == 7 * 30
         rollouts = engine.generate([prompt], sampling)
+        # One more small step, delivered: an update that moves the logprobs less than bf16 noise does. A
+        # canary scoring in the trainer's bf16 (autocast) failed here, its own noise on both sides of the
+        # regression (rollout.canary); scored in float32 it passes.
+        previous = lora_state(peft_model)
+        one_more_step()
+        engine.set_adapter(peft_model)
+        canary = check_adapter(engine, peft_model, prompt, previous=previous, num_samples=16)
+        assert canary["canary/delivered"] == 1.0, canary
     finally:
         engine.close()
 
