@@ -257,3 +257,29 @@ def test_nf4_trainer_and_engine_share_the_dequantised_base(tiny_vllm, tiny_model
         tiny_vllm.load_adapter(None)
     assert shared["canary/policy_diff"] < NOISE_NATS, shared
     assert shared["canary/policy_diff"] < bf16_base / 2, (shared, bf16_base)
+
+
+def test_canary_scores_batched_completions_as_one_forward_each(tiny_model_path):
+    """score_completions (one prompt forward, its cache repeated, completions right-padded) gives each
+    completion's logprobs as a plain forward of prompt + completion does: under the trainer's CPU
+    attention, in bf16 and under exact_forward's float32, with an adapter on and disabled."""
+    from grpo.config import config_from_dict
+    from grpo.model import load_policy
+    from rollout.canary import _forward_logprobs, exact_forward, score_completions
+    cfg = config_from_dict({"model": {"path": tiny_model_path, "device": "cpu"}})
+    policy, _ = load_policy(tiny_model_path, cfg.model, cfg.lora)
+    with torch.no_grad():
+        for n, p in policy.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 1.0)
+    policy.eval()
+    prompt, completions = [5, 9, 14, 3, 7, 22, 8], [[4, 11, 6], [30], [2, 2, 17, 40, 9], []]
+    assert next(policy.get_base_model().parameters()).dtype == torch.bfloat16
+    for context, tol in ((lambda: exact_forward(policy, torch.bfloat16), 1e-4), (torch.no_grad, 0.01),
+                         (policy.disable_adapter, 0.01)):
+        with context():
+            batched = score_completions(policy, prompt, completions)
+            one_by_one = torch.cat([_forward_logprobs(policy, prompt, c) for c in completions if c])
+        assert batched.shape == (9,)
+        assert torch.allclose(batched, one_by_one, atol=tol), (batched, one_by_one)
+        assert one_by_one.std() > 10 * tol, "the tokens' logprobs must differ for the check to see a shift"
