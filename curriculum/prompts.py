@@ -149,10 +149,9 @@ def format_gold(task: Task, thinking: bool, output: str = "fenced") -> str:
         return f"<think>\n{work.strip()}\n</think>\nAnswer:{answer}" if work else solution
     if output not in OUTPUTS:
         raise ValueError(f"unknown output format {output!r}; expected one of {OUTPUTS}")
-    # Compact, on one line: indented, 39 % of the hard-tier golds of the training pool need more than the
-    # 240 tokens a 256-token reply leaves after the fence (SmolLM2 tokenizer), compact 10 %; SFT and
-    # sampling pay ~35 % fewer tokens per reply (docs/study.md, section 5).
-    body = json.dumps(task.gold, ensure_ascii=False, separators=(",", ":"))
+    # Indented: compact one-line golds were measured (docs/study.md, section 5): fewer tokens and fewer
+    # hard-tier truncations, but more unclosed brackets and lower strict pass on the easy tiers.
+    body = json.dumps(task.gold, indent=2, ensure_ascii=False)
     reply = f"```json\n{body}\n```" if output == "fenced" else body
     if not thinking:
         return reply
