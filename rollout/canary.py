@@ -171,20 +171,20 @@ def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
     finally:
         peft_model.train(was_training)
     policy = candidates["policy"]
-    diff = {k: (engine_lp - lp).abs().mean().item() for k, lp in candidates.items()}
+    diff = {k: (engine_lp - lp).abs().mean().item() for k, lp in candidates.items()}    # engine vs each
+    effect = {k: (policy - lp).abs().mean().item() for k, lp in candidates.items()}     # policy vs each
     reason = ""
     if diff["policy"] > TOLERANCE_NATS:
         reason = f"engine differs from the trainer's adapter by {diff['policy']:.3f} nats per token"
     metrics = {"canary/policy_diff": diff["policy"], "canary/base_diff": diff["base"],
-               "canary/adapter_effect": (policy - candidates["base"]).abs().mean().item(),
+               "canary/adapter_effect": effect["base"],
                "canary/kl_engine_trainer": (engine_lp - policy).mean().item(),
                "canary/num_tokens": float(engine_lp.numel())}
     for k in ("base", "previous"):
         if k not in candidates:
             continue
         t, se = toward(engine_lp, policy, candidates[k], sizes)
-        effect = (policy - candidates[k]).abs().mean().item()
-        conclusive = effect >= MIN_EFFECT_SHARE * diff["policy"]
+        conclusive = effect[k] >= MIN_EFFECT_SHARE * diff["policy"]
         metrics |= {f"canary/toward_{k}": t, f"canary/toward_{k}_se": se,
                     f"canary/toward_{k}_conclusive": float(conclusive)}
         if not reason and conclusive and t - 3 * se > MAX_TOWARD:
@@ -192,5 +192,5 @@ def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
                       "stale or partial delivery")
     if previous is not None:
         metrics |= {"canary/previous_diff": diff["previous"],
-                    "canary/update_effect": (policy - candidates["previous"]).abs().mean().item()}
+                    "canary/update_effect": effect["previous"]}
     return metrics | {"canary/delivered": float(not reason), "reason": reason}
