@@ -10,8 +10,8 @@ section 6). Each cap is one sample per prompt at temperature 0.8 on the same pro
 from __future__ import annotations
 
 import argparse
-import collections
 import json
+import sys
 
 from eval.generate import Generator
 from eval.metrics import evaluate
@@ -30,23 +30,18 @@ def main() -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args()
     gen = Generator("embedded:smollm2-135m", engine="vllm", seed=0, max_model_len=2048, adapters=[args.adapter])
-    results = {"command": "python scripts/eval_max_tokens.py " + " ".join(
-        [f"--adapter {args.adapter}", "--max-tokens", *map(str, args.max_tokens), f"--limit {args.limit}",
-         f"--temperature {args.temperature}", f"--out {args.out}"]), "sets": {}}
+    results = {"command": "python " + " ".join(sys.argv), "sets": {}}
     for name in SETS:
         tasks = load_set(name, args.limit, 0, None)
         for cap in args.max_tokens:
             generated = gen.run(f"{name} cap {cap}", tasks, Decoding(temperature=args.temperature, max_tokens=cap, seed=0),
                                 adapter=args.adapter)
-            _, rows = evaluate(generated, tasks, ks=(1,))
-            tiers = collections.defaultdict(list)
-            for r in rows:
-                tiers[r["tier"]].append(r["strict"])
+            metrics, rows = evaluate(generated, tasks, ks=(1,))   # rates with their 95 % CIs, per tier too
             results["sets"][f"{name}@{cap}"] = {
-                "n_prompts": len(rows), "strict": sum(r["strict"] for r in rows) / len(rows),
-                "syntax": sum(r["syntax"] for r in rows) / len(rows),
+                "n_prompts": metrics["num_prompts"], "strict": metrics["strict"], "syntax": metrics["syntax"],
                 "length_capped": sum(r["finish_reason"] == "length" for r in rows),
-                "strict_per_tier": {t: sum(v) / len(v) for t, v in sorted(tiers.items())}, "wall_s": generated.wall_s}
+                "strict_per_tier": {tier: m["strict"] for tier, m in metrics["per_tier"].items()},
+                "wall_s": generated.wall_s}
             print(f"{name}@{cap}", results["sets"][f"{name}@{cap}"], flush=True)
     gen.close()
     write_atomic(args.out, json.dumps(results, indent=1) + "\n")
