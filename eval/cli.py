@@ -5,7 +5,7 @@
     grpo-eval --pass-at-1 --model embedded:smollm2-135m --greedy --constrained --limit 50
 
 A CONFIG (the trainer's TOML) is read tolerantly for the CONFIG_KEYS only - [model].path,
-[reward].thinking, [prompt].output/system, [rollout].temperature/top_p/max_new_tokens/max_model_len -
+[model].dtype, [reward].thinking, [prompt].output/system, [rollout].temperature/top_p/max_new_tokens/max_model_len -
 with `tomllib`, not through `grpo.config`, so eval never depends on the trainer's internals. Flags
 override it. So an adapter trained to answer in bare JSON is asked and judged in bare JSON.
 `--report-only DIR` re-renders report.md and the figures from DIR/metrics.json.
@@ -24,11 +24,11 @@ import tomllib
 from pathlib import Path
 
 # setting -> (section, key) in the trainer's TOML, and the value without flag or config
-CONFIG_KEYS = {"model": ("model", "path"), "thinking": ("reward", "thinking"),
+CONFIG_KEYS = {"model": ("model", "path"), "dtype": ("model", "dtype"), "thinking": ("reward", "thinking"),
                "temperature": ("rollout", "temperature"), "top_p": ("rollout", "top_p"),
                "max_tokens": ("rollout", "max_new_tokens"), "max_model_len": ("rollout", "max_model_len"),
                "output": ("prompt", "output"), "system": ("prompt", "system")}
-DEFAULTS = {"model": "embedded:smollm2-135m", "thinking": False, "temperature": 0.7, "top_p": 1.0,
+DEFAULTS = {"model": "embedded:smollm2-135m", "dtype": "auto", "thinking": False, "temperature": 0.7, "top_p": 1.0,
             "max_tokens": 512, "max_model_len": 2048, "output": "fenced", "system": None}
 
 
@@ -42,6 +42,7 @@ def _integer(v) -> bool:
 
 # each setting's check and what it wants (the same for a flag and a config value)
 WANTS = {"model": (lambda v: isinstance(v, str) and v != "", "a model spec"),
+         "dtype": (lambda v: v in ("auto", "bfloat16", "float32"), "'auto', 'bfloat16' or 'float32'"),
          "thinking": (lambda v: isinstance(v, bool), "true or false"),
          "temperature": (lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 = greedy)"),
          "top_p": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
@@ -114,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--constrained", action="store_true", help="also run JSON sets with vLLM structured outputs, "
                    "the base model and each adapter (labels constrained, <label>+constrained)")
     p.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
+    p.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), help="the engine's weights and compute "
+                   "(default: the config's model.dtype, else auto: bfloat16 where the machine has it natively)")
     p.add_argument("--max-model-len", type=int, help="context length, prompt + completion (default: the config's "
                    "rollout.max_model_len, else 2048)")
     p.add_argument("--seed", type=int, default=0, help="engine seed")
@@ -214,7 +217,7 @@ def build_plan(args: argparse.Namespace, command: str):
                     math_max_tokens=args.math_max_tokens, ks=ks, limit=args.limit, set_seed=args.set_seed,
                     out=args.out, cache_dir=args.cache_dir, force_baseline=args.baseline,
                     constrained=args.constrained, max_model_len=s["max_model_len"], data_dir=args.data_dir,
-                    command=command)
+                    command=command, dtype=s["dtype"])
 
 
 def report_only(folder: Path) -> Path:

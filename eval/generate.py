@@ -38,8 +38,8 @@ def adapter_rank(adapter_dirs: list[str | Path]) -> int:
 
 class Generator:
     def __init__(self, model_spec: str, *, engine: str = "vllm", max_model_len: int = 2048, seed: int = 0,
-                 adapters: list[str | Path] = (), hf_batch_size: int = 16):
-        from rollout.models import resolve_model
+                 adapters: list[str | Path] = (), hf_batch_size: int = 16, dtype: str = "auto"):
+        from rollout.models import resolve_dtype, resolve_model
 
         from rollout.models import offline_unless_hub
         offline_unless_hub(model_spec)
@@ -48,12 +48,13 @@ class Generator:
         self.model_spec, self.model_path = model_spec, resolve_model(model_spec)
         self.engine_kind, self.max_model_len, self.seed = engine, max_model_len, seed
         self.hf_batch_size = hf_batch_size
+        self.dtype = resolve_dtype(dtype)
         self._adapter: str | None = None
         if engine == "vllm":
             from rollout.vllm_engine import VLLMEngine
             # One structured-output backend per engine (vLLM v1): pin xgrammar so every constrained
             # request is judged by the same grammar compiler; schemas it rejects are counted apart.
-            self.engine = VLLMEngine(self.model_path, max_model_len=max_model_len, seed=seed,
+            self.engine = VLLMEngine(self.model_path, max_model_len=max_model_len, seed=seed, dtype=self.dtype,
                                      enable_lora=bool(adapters), max_lora_rank=adapter_rank(list(adapters)),
                                      structured_outputs_config={"backend": "xgrammar"})
             self.tokenizer = self.engine.tokenizer
@@ -68,7 +69,7 @@ class Generator:
 
         from rollout.hf_engine import HFEngine
         torch.manual_seed(self.seed)
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype))
         if adapter is not None:
             from rollout.models import quiet_bitsandbytes
             with quiet_bitsandbytes():   # evaluation never loads an NF4 base

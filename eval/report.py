@@ -125,7 +125,7 @@ def write_report(metrics: dict[str, Any], figures: dict[str, Path], path: str | 
            f"- decoding: temperature {dec.get('temperature')}, top_p {dec.get('top_p')}, n {dec.get('n')}, "
            f"max_tokens {dec.get('max_tokens')} (math {plan.get('math_max_tokens')}), thinking {dec.get('thinking')}, "
            f"output {dec.get('output', 'fenced')}{' (own system prompt)' if dec.get('system') else ''}, "
-           f"engine {dec.get('engine')}, engine seed {dec.get('seed')}, prompt-set seed {plan.get('set_seed')}, "
+           f"engine {dec.get('engine')} ({run.get('dtype', 'bfloat16')}), engine seed {dec.get('seed')}, prompt-set seed {plan.get('set_seed')}, "
            f"context {plan.get('max_model_len')}",
            f"- wall time: {run.get('wall_s', 0):.0f} s (finished {run.get('finished_at', '?')}; generation of "
            f"all runs, cached ones included: {_generation_s(metrics):.0f} s); "

@@ -36,6 +36,7 @@ from eval.metrics import evaluate, outcomes
 from eval.records import Decoding, Generated, write_atomic
 from eval.sets import canonical_name, load_set, set_hash, set_label
 from eval.stats import paired_outcomes
+from rollout.models import resolve_dtype
 
 BASELINE, CONSTRAINED = "baseline", "constrained"
 
@@ -63,6 +64,7 @@ class EvalPlan:
     max_model_len: int = 2048
     data_dir: str | None = None
     command: str = ""                   # recorded in the report
+    dtype: str = "auto"                 # engine weights and compute (rollout.models.resolve_dtype)
 
 
 def _cache(plan: EvalPlan) -> BaselineCache:
@@ -92,7 +94,7 @@ class _Lazy:
         if self.gen is None:
             from eval.generate import Generator
             self.gen = Generator(self.plan.model, engine=self.plan.decoding.engine, seed=self.plan.decoding.seed,
-                                 max_model_len=self.plan.max_model_len,
+                                 max_model_len=self.plan.max_model_len, dtype=self.plan.dtype,
                                  adapters=[adapter_spec(a)[1] for a in self.plan.adapters])
         return self.gen
 
@@ -122,15 +124,26 @@ def merge(label: str, parts: list[Generated]) -> Generated:
                      meta=parts[0].meta if parts else {})
 
 
+def baseline_key(plan: EvalPlan, name: str, tasks: list, decoding: Decoding) -> dict[str, Any]:
+    """What a cached baseline run must match: model, prompts, decoding, context and the engine's dtype."""
+    key = {"set": name, "set_hash": set_hash(tasks), "num_tasks": len(tasks), "model": plan.model,
+           "model_path": _resolved(plan.model), "decoding": decoding.to_dict(),
+           "max_model_len": plan.max_model_len}
+    # Completions in float32 are not those of bf16. Keys without "dtype" are bf16's (every cache written
+    # before the dtype was a choice), so the committed bf16 baselines stay valid.
+    dtype = resolve_dtype(plan.dtype)
+    if dtype != "bfloat16":
+        key["dtype"] = dtype
+    return key
+
+
 def run_set(plan: EvalPlan, name: str, lazy: _Lazy, cache: BaselineCache) -> tuple[dict[str, Any], list[dict]]:
     tasks = load_set(name, plan.limit, plan.set_seed, plan.data_dir)
     kind = tasks[0].kind if tasks else "json"
     decoding = plan.decoding if kind == "json" else replace(plan.decoding, max_tokens=plan.math_max_tokens)
     if decoding.greedy:
         decoding = replace(decoding, n=1)
-    key = {"set": name, "set_hash": set_hash(tasks), "num_tasks": len(tasks), "model": plan.model,
-           "model_path": _resolved(plan.model), "decoding": decoding.to_dict(),
-           "max_model_len": plan.max_model_len}
+    key = baseline_key(plan, name, tasks, decoding)
     constrained = plan.constrained and kind == "json" and decoding.engine == "vllm"
     c_decoding = replace(decoding, constrained=True)
     runs: list[tuple[Generated, bool]] = [_cached_run(plan, lazy, cache, BASELINE, tasks, decoding, key)]
@@ -214,6 +227,7 @@ def run_eval(plan: EvalPlan) -> dict[str, Any]:
 
 def _write_metrics(out: Path, plan: EvalPlan, metrics: dict[str, Any], t0: float) -> None:
     plan_dict = dataclasses.asdict(plan)
-    metrics["run"] = {"plan": plan_dict, "command": plan.command, "wall_s": round(time.perf_counter() - t0, 1),
+    metrics["run"] = {"plan": plan_dict, "dtype": resolve_dtype(plan.dtype), "command": plan.command,
+                      "wall_s": round(time.perf_counter() - t0, 1),
                       "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions()}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=str))

@@ -12,6 +12,8 @@ Sets (case-insensitive names):
                  uniform tiers - default 300 prompts (100 per tier)
   synthetic-schema  the same generators and split, the prompt giving the JSON Schema itself
                  (curriculum.json_tasks family "schema") - default 300
+  synthetic-generated  schemas whose shape is drawn at random, the prompt giving the schema (family
+                 "generated", split "eval") - default 300
   linear         curriculum.linear_equations, split "eval" - default 150
   gsm8k          GSM8K test (external, evaluation only) - default 300
   <subset>       a JSONSchemaBench subset (Glaiveai2K, Github_easy, Github_medium, Snowplow,
@@ -33,7 +35,7 @@ from curriculum.json_tasks import generate_json_tasks
 from curriculum.linear_equations import generate_linear_tasks
 from curriculum.task import Task
 
-DEFAULT_LIMITS = {"synthetic": 300, "synthetic-schema": 300, "linear": 150, "gsm8k": 300}
+DEFAULT_LIMITS = {"synthetic": 300, "synthetic-schema": 300, "synthetic-generated": 300, "linear": 150, "gsm8k": 300}
 DEFAULT_JSONSCHEMABENCH_LIMIT = 200
 _SUBSETS = {s.lower(): s for s in JSONSCHEMABENCH_SUBSETS}
 
@@ -83,8 +85,8 @@ def load_set(name: str, limit: int | None = None, seed: int = 0, data_dir: str |
     n = limit if limit is not None else DEFAULT_LIMITS.get(name, DEFAULT_JSONSCHEMABENCH_LIMIT)
     if name == "synthetic":
         return generate_json_tasks(n, seed, "eval")
-    if name == "synthetic-schema":
-        return generate_json_tasks(n, seed, "eval", family="schema")
+    if name in ("synthetic-schema", "synthetic-generated"):
+        return generate_json_tasks(n, seed, "eval", family=name.removeprefix("synthetic-"))
     if name == "linear":
         return generate_linear_tasks(n, seed, "eval")
     if name == "gsm8k":

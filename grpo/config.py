@@ -55,7 +55,9 @@ class RunSection(Section):
 
 class ModelSection(Section):
     path: str = "embedded:smollm2-135m"  # hub id, local HF folder, or embedded:smollm2-135m|gemma3-270m
-    dtype: Literal["bfloat16", "float32"] = "bfloat16"  # bf16: AMX on CPU, half the memory
+    # auto: bfloat16 where the machine multiplies it natively (CUDA, AVX512-BF16 / AMX CPUs), else float32
+    # (an AVX2 CPU emulates bf16: 27x slower training, 4.3x slower generation; benchmarks/dtype_cpu.json)
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     load_in_4bit: bool = False         # NF4 base via bitsandbytes (seed); LoRA stays full precision
     gradient_checkpointing: bool = False  # trade compute for memory on long sequences / big models
     init_adapter: str | None = None    # start from a saved PEFT adapter (e.g. SFT warm start)
@@ -64,6 +66,12 @@ class ModelSection(Section):
     # as batched matmuls, ~1.5x faster forward + backward than torch's CPU flash kernel, keeps the bf16
     # attention probabilities for the backward), "sdpa" on GPU.
     attn_implementation: Literal["auto", "grouped", "eager", "sdpa", "flash_attention_2"] = "auto"
+
+    @property
+    def resolved_dtype(self) -> str:
+        """dtype with "auto" resolved for this machine; an NF4 base always computes in bfloat16."""
+        from rollout.models import resolve_dtype
+        return "bfloat16" if self.load_in_4bit and self.dtype == "auto" else resolve_dtype(self.dtype)
 
 
 class LoraSection(Section):
@@ -98,6 +106,8 @@ class DataSection(Section):
     tier_mix: dict[str, float] | None = None  # json only, e.g. {simple=0.2, medium=0.3, hard=0.5}
     # json only: the share of the pool whose prompt gives the JSON Schema itself (curriculum.json_tasks "schema")
     schema_prompt_share: float = Field(0.0, ge=0, le=1)
+    # json only: the share whose schema's shape is drawn at random too (curriculum.json_tasks "generated")
+    generated_share: float = Field(0.0, ge=0, le=1)
     # jsonl: a .jsonl file; dataset: a save_to_disk folder, a data file (.jsonl/.parquet/.csv) or a hub id.
     # Relative to the current directory. Checked row by row before any model loads (check_paths).
     path: str | None = None
@@ -188,9 +198,12 @@ class Config(Section):
             raise ValueError(f"rollout.max_new_tokens: {r.max_new_tokens} leaves no room for the prompt "
                              f"in rollout.max_model_len = {r.max_model_len}")
         d = self.data
-        if d.schema_prompt_share > 0 and d.kind != "json":
-            raise ValueError("data.schema_prompt_share: only generated JSON tasks have schema prompts "
-                             f"(data.kind = {d.kind!r})")
+        for name in ("schema_prompt_share", "generated_share"):
+            if getattr(d, name) > 0 and d.kind != "json":
+                raise ValueError(f"data.{name}: only generated JSON tasks have schema prompts (data.kind = {d.kind!r})")
+        if d.schema_prompt_share + d.generated_share > 1:
+            raise ValueError(f"data.schema_prompt_share + data.generated_share = "
+                             f"{d.schema_prompt_share + d.generated_share:g} > 1; they are shares of one pool")
         if d.tier_mix is not None and d.kind != "json":
             raise ValueError(f"data.tier_mix: only generated JSON tasks have a tier mix (data.kind = {d.kind!r})")
         if d.kind in ("jsonl", "dataset") and d.path is None:

@@ -22,7 +22,7 @@ def load_policy(model_path: str, model_cfg, lora_cfg):
 
     from grpo.attention import resolve_attn_implementation
 
-    dtype, device = DTYPES[model_cfg.dtype], resolve_device(model_cfg.device)
+    dtype, device = DTYPES[model_cfg.resolved_dtype], resolve_device(model_cfg.device)
     kwargs = {"dtype": dtype, "attn_implementation": resolve_attn_implementation(model_cfg.attn_implementation, device)}
     if model_cfg.load_in_4bit:
         from transformers import BitsAndBytesConfig

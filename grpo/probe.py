@@ -22,9 +22,8 @@ def probe_tasks(cfg) -> list[Task]:
     if d.kind == "math":
         from curriculum.linear_equations import generate_linear_tasks
         return generate_linear_tasks(n, d.seed, "eval")
-    from curriculum.json_tasks import generate_json_tasks
-    n_schema = round(n * d.schema_prompt_share)
-    return generate_json_tasks(n - n_schema, d.seed, "eval") + generate_json_tasks(n_schema, d.seed, "eval", family="schema")
+    from curriculum.json_tasks import json_pool
+    return json_pool(n, d.seed, "eval", None, d.schema_prompt_share, d.generated_share)
 
 
 def probe_pass(engine, render, reward_fn, tasks: list[Task], max_tokens: int) -> dict[str, float]:

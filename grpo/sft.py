@@ -193,7 +193,7 @@ def run_sft(cfg, *, resume: bool = False, allow_config_change: bool = False, tas
     trainable, total = count_parameters(policy)
     num_target = sum(e.num_target for e in examples)
     per_step = sft.micro_batch_size * sft.grad_accum
-    say(f"model            {cfg.model.path}, {cfg.model.dtype}, trainable {trainable:,} / {total:,} parameters\n"
+    say(f"model            {cfg.model.path}, {cfg.model.resolved_dtype}, trainable {trainable:,} / {total:,} parameters\n"
         f"examples         {len(examples)} ({no_gold} tasks without a gold skipped, {too_long} longer than "
         f"rollout.max_model_len dropped), "
         f"{num_target / max(len(examples), 1):.0f} target tokens each on average\n"

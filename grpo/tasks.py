@@ -52,10 +52,9 @@ def build_task_source(data_cfg, seed: int) -> TaskSource:
         from curriculum.custom import load_custom
         tasks = load_custom(data_cfg.kind, data_cfg.path, data_cfg.split, data_cfg.columns)
     elif data_cfg.kind == "json":
-        from curriculum.json_tasks import generate_json_tasks
-        n_schema = round(data_cfg.num_tasks * data_cfg.schema_prompt_share)
-        tasks = (generate_json_tasks(data_cfg.num_tasks - n_schema, data_cfg.seed, "train", data_cfg.tier_mix)
-                 + generate_json_tasks(n_schema, data_cfg.seed, "train", data_cfg.tier_mix, family="schema"))
+        from curriculum.json_tasks import json_pool
+        tasks = json_pool(data_cfg.num_tasks, data_cfg.seed, "train", data_cfg.tier_mix,
+                          data_cfg.schema_prompt_share, data_cfg.generated_share)
     else:
         from curriculum.linear_equations import generate_linear_tasks
         tasks = generate_linear_tasks(data_cfg.num_tasks, data_cfg.seed, "train")

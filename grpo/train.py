@@ -52,7 +52,7 @@ def build_engine(cfg: Config, model_path: str, policy, tokenizer, world: World =
     # tensor parallel size 1, so every rank is an engine of its own (docs/scaling.md).
     ranks = {"distributed_executor_backend": "external_launcher"} if world.size > 1 else {}
     engine = VLLMEngine(model_path, max_lora_rank=cfg.lora.r, max_model_len=cfg.rollout.max_model_len,
-                        seed=cfg.run.seed + world.rank, dtype=cfg.model.dtype,
+                        seed=cfg.run.seed + world.rank, dtype=cfg.model.resolved_dtype,
                         lora_mode=None if cfg.rollout.lora_mode == "auto" else cfg.rollout.lora_mode,
                         gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, **ranks)
     if cfg.model.load_in_4bit:  # the engine samples from the same NF4-rounded base the trainer computes with
@@ -157,7 +157,7 @@ def _train(cfg: Config, world: World, resume: bool, allow_config_change: bool, e
     trainable, total = count_parameters(policy)
     P, G, mb = cfg.rollout.prompts_per_step, cfg.rollout.group_size, cfg.grpo.micro_batch_size
     pack_tokens = packed_token_budget(cfg, policy)
-    say(f"model            {cfg.model.path} ({model_path}), {cfg.model.dtype}"
+    say(f"model            {cfg.model.path} ({model_path}), {cfg.model.resolved_dtype}"
         f"{' NF4' if cfg.model.load_in_4bit else ''}, trainable {trainable:,} / {total:,} parameters\n"
         f"prompts/step P   {P}\ngroup size G     {G}\ncompletions/step {P * G} "
         f"(<= {P * G * cfg.rollout.max_new_tokens:,} generated tokens)\n"

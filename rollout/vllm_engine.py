@@ -93,7 +93,7 @@ def ram_dir() -> Path:
 
 class VLLMEngine(Engine):
     def __init__(self, model_path: str, *, max_lora_rank: int = 16, max_model_len: int = 1024,
-                 seed: int = 0, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.4,
+                 seed: int = 0, dtype: str = "auto", gpu_memory_utilization: float = 0.4,
                  enable_sleep_mode: bool = False, enable_lora: bool = True, fast_lora: bool = True,
                  fast_sampler: bool = True, lora_mode: str | None = None, max_num_seqs: int = 256,
                  **engine_kwargs: Any):
@@ -139,7 +139,8 @@ class VLLMEngine(Engine):
         self.enable_lora = enable_lora
         # Returned logprobs are those of the distribution actually sampled from (after temperature
         # and top-p): exactly the behaviour policy the trainer's importance ratio needs.
-        kwargs = dict(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
+        from rollout.models import resolve_dtype
+        kwargs = dict(model=model_path, dtype=resolve_dtype(dtype), seed=seed, max_model_len=max_model_len,
                       max_num_seqs=max_num_seqs, logprobs_mode="processed_logprobs", **engine_kwargs)
         if self.lora_mode == "unmerged":
             from rollout import unmerged_lora

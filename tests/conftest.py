@@ -29,7 +29,7 @@ def tiny_model_path(tmp_path_factory) -> str:
 def tiny_vllm(tiny_model_path):
     """The engine training uses on CPU: compiled, the adapter's low-rank product beside each base GEMM."""
     from rollout.vllm_engine import VLLMEngine
-    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0)
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, dtype="bfloat16")
     assert engine.lora_mode == "unmerged"
     yield engine
     engine.close()
@@ -39,7 +39,7 @@ def tiny_vllm(tiny_model_path):
 def tiny_vllm_merge(tiny_model_path):
     """The explicit merge option: W + dW rounded to bf16 in the compiled engine's weights."""
     from rollout.vllm_engine import VLLMEngine
-    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, lora_mode="merge")
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, dtype="bfloat16", lora_mode="merge")
     yield engine
     engine.close()
 
@@ -48,7 +48,7 @@ def tiny_vllm_merge(tiny_model_path):
 def tiny_vllm_lora(tiny_model_path):
     """The LoRA-request engine (GPU default; uncompiled on CPU, with rollout.lora_fast_path)."""
     from rollout.vllm_engine import VLLMEngine
-    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, lora_mode="request")
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, dtype="bfloat16", lora_mode="request")
     yield engine
     engine.close()
 

@@ -49,3 +49,16 @@ def test_cache_key_changes_with_decoding(tmp_path):
     assert cache.get(a) is not None and cache.get(b) is None
     cache.path(a).write_text("{broken")
     assert cache.get(a) is None, "a damaged entry is regenerated, not trusted"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_engine_dtype_keys_the_baseline_and_bf16_keys_stay_as_before(native, monkeypatch):
+    import rollout.models as models
+    monkeypatch.setattr(models, "native_bf16", lambda: native)
+    tasks = generate_json_tasks(3, seed=0, split="eval")
+    auto = run.baseline_key(run.EvalPlan(), "synthetic", tasks, Decoding())
+    pinned = run.baseline_key(run.EvalPlan(dtype="bfloat16"), "synthetic", tasks, Decoding())
+    fp32 = run.baseline_key(run.EvalPlan(dtype="float32"), "synthetic", tasks, Decoding())
+    assert "dtype" not in pinned, "a bf16 key is the key every committed baseline was written under"
+    assert fp32 == {**pinned, "dtype": "float32"}
+    assert auto == (pinned if native else fp32), "auto: bf16 only where the machine has it natively"

@@ -136,3 +136,16 @@ def test_device_and_attention_resolve_to_what_this_machine_has():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="model.device"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_dtype_auto_picks_bf16_only_where_the_machine_has_it(native, monkeypatch):
+    import rollout.models as models
+    monkeypatch.setattr(models, "native_bf16", lambda: native)
+    assert config_from_dict({}).model.resolved_dtype == ("bfloat16" if native else "float32")
+    assert config_from_dict({"model": {"dtype": "float32"}}).model.resolved_dtype == "float32"
+    assert config_from_dict({"model": {"dtype": "bfloat16"}}).model.resolved_dtype == "bfloat16"
+    nf4 = config_from_dict({"model": {"load_in_4bit": True}})
+    assert nf4.model.resolved_dtype == "bfloat16", "an NF4 base computes in bf16"
+    with pytest.raises(ValueError, match="dtype"):
+        models.resolve_dtype("float16")

@@ -154,7 +154,7 @@ def test_exact_delivery_after_three_optimizer_steps(embedded_model_path):
     two implementations). The bf16 merge of the same adapter delivers a small part of it."""
     from rollout.vllm_engine import VLLMEngine
     peft_model, one_more_step = _trained_adapter(embedded_model_path)
-    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0)
+    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, dtype="bfloat16")
     prompt = render_prompt(engine.tokenizer, "Reply only with a ```json block.", "An object with key a = 1.")
     sampling = Sampling(n=16, temperature=0.7, max_tokens=24, logprobs=True)
     try:
@@ -187,13 +187,36 @@ def test_exact_delivery_after_three_optimizer_steps(embedded_model_path):
     assert adapted < 1.3 * floor + 0.005, f"engine vs trainer {adapted:.4f} nats/token, noise floor {floor:.4f}"
     assert abs(signed) < 0.01, f"engine vs trainer mean logprob difference {signed:.4f}"
 
-    merged = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, lora_mode="merge")
+    merged = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, dtype="bfloat16", lora_mode="merge")
     try:
         with pytest.warns(UserWarning, match="delivered only"):
             merged.set_adapter(peft_model)
         assert merged.delivery["sync/delivered_fraction"] < 0.9, merged.delivery
     finally:
         merged.close()
+
+
+def test_float32_engine_receives_all_of_a_float32_adapter_and_samples_the_trainers_policy(tiny_model_path):
+    """dtype "float32", what "auto" picks on a CPU without native bf16: the unmerged engine in float32
+    holds the whole update, and its logprobs are the trainer's to float32 rounding (no bf16 noise floor)."""
+    from transformers import AutoModelForCausalLM
+
+    from rollout.testing import random_lora
+    from rollout.vllm_engine import VLLMEngine
+    model = random_lora(AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.float32), seed=21, scale=0.5)
+    engine = VLLMEngine(tiny_model_path, max_lora_rank=16, max_model_len=512, seed=0, dtype="float32")
+    try:
+        assert engine.lora_mode == "unmerged"
+        engine.set_adapter(model)
+        assert engine.delivery["sync/delivered_fraction"] == pytest.approx(1.0, abs=1e-5), engine.delivery
+        prompt = _prompt(engine)
+        rollouts = engine.generate([prompt], Sampling(n=8, temperature=1.0, max_tokens=16, logprobs=True))
+    finally:
+        engine.close()
+    with torch.no_grad():
+        e = torch.cat([torch.tensor(r.logprobs) for r in rollouts])
+        t = torch.cat([_trained_logprobs(model, prompt, r.completion_ids, 1.0) for r in rollouts])
+    assert (e - t).abs().max().item() < 1e-3, (e - t).abs().max()
 
 
 def _trained_logprobs(model, prompt_ids, completion_ids, temperature):
@@ -266,7 +289,7 @@ def test_canary_scores_batched_completions_as_one_forward_each(tiny_model_path):
     from grpo.config import config_from_dict
     from grpo.model import load_policy
     from rollout.canary import _forward_logprobs, exact_forward, score_completions
-    cfg = config_from_dict({"model": {"path": tiny_model_path, "device": "cpu"}})
+    cfg = config_from_dict({"model": {"path": tiny_model_path, "device": "cpu", "dtype": "bfloat16"}})
     policy, _ = load_policy(tiny_model_path, cfg.model, cfg.lora)
     with torch.no_grad():
         for n, p in policy.named_parameters():

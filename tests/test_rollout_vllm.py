@@ -150,7 +150,7 @@ def test_real_model_vllm_agrees_with_transformers(embedded_model_path):
     in tests/test_rollout_delivery.py.) This 0.05-nat adapter was an open xfail while the canary scored in
     bf16: the trainer's own rounding noise put a delivered engine half-way "toward base" (rollout.canary)."""
     from rollout.vllm_engine import VLLMEngine
-    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, lora_mode="request")
+    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, dtype="bfloat16", lora_mode="request")
     try:
         prompt = render_prompt(engine.tokenizer, "Reply only with a ```json block.", "An object with key a = 1.")
         peft_model = _peft(embedded_model_path, seed=6, scale=0.002)

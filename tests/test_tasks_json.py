@@ -154,3 +154,64 @@ def test_training_pool_mixes_the_families_by_schema_prompt_share():
     cfg = config_from_dict({"data": {"num_tasks": 200, "schema_prompt_share": 0.25}})
     sources = Counter(t.source for t in build_task_source(cfg.data, seed=0).tasks)
     assert sources == {"synthetic": 150, "synthetic-schema": 50}
+
+
+GENERATED_TRAIN = generate_json_tasks(400, seed=11, split="train", tier_mix={t: 1 for t in TIERS}, family="generated")
+GENERATED_EVAL = generate_json_tasks(300, seed=11, split="eval", family="generated")
+
+
+def _property_keys(schema):
+    for node in _schema_nodes(schema):
+        yield from (node.get("properties") or {})
+
+
+def test_generated_family_draws_varied_shapes_whose_golds_validate():
+    for t in GENERATED_TRAIN + GENERATED_EVAL:
+        assert t.source == "synthetic-generated" and t.id.startswith("json-generated/") and t.meta["family"] == "generated"
+        assert validate(t.gold, t.schema)[0], t.id
+        shown = {k: v for k, v in t.schema.items() if k != "$schema"}
+        assert any(json.dumps(s, separators=(",", ":"), ensure_ascii=False, sort_keys=sort) in t.prompt
+                   for s, sort in ((t.schema, False), (shown, True))), f"{t.id}: the prompt must show the task's schema"
+        assert format_gold(t, thinking=False).count('"') >= 2
+    keywords = Counter(k for t in GENERATED_TRAIN for node in _schema_nodes(t.schema) for k in node)
+    for keyword in ("properties", "required", "description", "enum", "format", "minimum", "items", "minItems",
+                    "additionalProperties"):
+        assert keywords[keyword] > 0, f"no generated schema uses {keyword!r}"
+    shapes = {json.dumps(t.schema, sort_keys=True) for t in GENERATED_TRAIN}
+    assert len(shapes) == len(GENERATED_TRAIN), "every generated schema is a different one"
+    optional = sum(len(n.get("properties", {})) > len(n.get("required", [])) for t in GENERATED_TRAIN
+                   for n in _schema_nodes(t.schema))
+    assert optional > 50, "some properties are optional"
+
+
+def test_generated_sorted_prompts_list_the_gold_keys_in_the_order_shown():
+    sorted_tasks = [t for t in GENERATED_TRAIN if '"$schema"' not in t.prompt]
+    assert 0.3 < len(sorted_tasks) / len(GENERATED_TRAIN) < 0.7
+    for t in sorted_tasks:
+        assert json.dumps(t.gold, sort_keys=True) == json.dumps(t.gold)
+
+
+def test_generated_eval_keys_never_name_a_training_property():
+    train_keys = {k for t in generate_json_tasks(2000, seed=42, split="train", family="generated")
+                  for k in _property_keys(t.schema)}
+    eval_keys = {k for t in GENERATED_EVAL for k in _property_keys(t.schema)}
+    # "email" is the one fixed key both splits use (as "name" is in the templates)
+    assert eval_keys - {"email"} and not (eval_keys & train_keys) - {"email"}
+
+
+def test_training_pool_mixes_three_families_and_refuses_shares_above_one():
+    from grpo.config import ConfigError, config_from_dict
+    from grpo.tasks import build_task_source
+    cfg = config_from_dict({"data": {"num_tasks": 200, "schema_prompt_share": 0.25, "generated_share": 0.5}})
+    sources = Counter(t.source for t in build_task_source(cfg.data, seed=0).tasks)
+    assert sources == {"synthetic": 50, "synthetic-schema": 50, "synthetic-generated": 100}
+    with pytest.raises((ConfigError, ValueError), match="generated_share"):
+        config_from_dict({"data": {"schema_prompt_share": 0.6, "generated_share": 0.5}})
+
+
+def test_generated_family_is_a_named_held_out_eval_set():
+    from eval.sets import check_set, load_set
+    assert check_set("Synthetic-Generated") == "synthetic-generated"
+    tasks = load_set("synthetic-generated", limit=9)
+    assert [t.id for t in tasks] == [t.id for t in generate_json_tasks(9, 0, "eval", family="generated")]
+    assert {t.tier for t in tasks} == set(TIERS) and all(t.meta["split"] == "eval" for t in tasks)
