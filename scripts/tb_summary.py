@@ -1,5 +1,6 @@
 """Summarise a run's TensorBoard scalars: a CSV (one row per step), a JSON (first/last-window means
-and the per-step series) and a PNG plot of reward and pass rates, for committing under docs/.
+and the per-step series) and a PNG plot of reward and pass rates (an SFT run: its loss), for committing
+under docs/.
 
 Usage: python scripts/tb_summary.py RUN_DIR OUT_PREFIX [--window 5]
   e.g. python scripts/tb_summary.py runs/smollm2-135m-cpu-40 docs/training-run/scalars
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-PLOTTED = [("reward", "reward (weighted total)"), ("pass/strict", "strict pass (schema-valid)"),
+PLOTTED = [("reward", "reward (weighted total)"), ("sft/loss", "SFT loss (target-token NLL)"),
+           ("pass/strict", "strict pass (schema-valid)"),
            ("pass/syntax", "syntax pass (parses)"), ("pass/format", "format pass (```json fence)")]
-SUMMARISED = [k for k, _ in PLOTTED] + ["reward/schema", "reward/validity", "completions/mean_length",
+SUMMARISED = [k for k, _ in PLOTTED] + ["sft/grad_norm", "reward/schema", "reward/validity", "completions/mean_length",
                                         "frac_reward_zero_std", "kl", "entropy", "step_time_s",
                                         "time/generate_s", "time/train_s", "time/sync_s", "tokens/generated_per_s",
                                         "sync/delivered_fraction", "is/kl_sampler_trainer", "probe/strict"]
@@ -36,9 +38,10 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=5, help="steps averaged at the start and at the end")
     args = ap.parse_args()
     scalars = read_scalars(args.run_dir)
-    if "reward" not in scalars:
-        raise SystemExit(f"tb_summary: no 'reward' scalar under {args.run_dir / 'tb'}")
-    steps = sorted(scalars["reward"])
+    main_tag = next((t for t in ("reward", "sft/loss") if t in scalars), None)   # a GRPO run, else an SFT run
+    if main_tag is None:
+        raise SystemExit(f"tb_summary: no 'reward' (GRPO) or 'sft/loss' (SFT) scalar under {args.run_dir / 'tb'}")
+    steps = sorted(scalars[main_tag])
     tags = [t for t in SUMMARISED if t in scalars]
     args.out_prefix.parent.mkdir(parents=True, exist_ok=True)
 
@@ -65,14 +68,14 @@ def main() -> None:
     for tag, label in PLOTTED:
         if tag not in scalars:
             continue
-        ax = axes[0] if tag == "reward" else axes[1]
+        ax = axes[0] if tag == main_tag else axes[1]
         y = np.array([scalars[tag][s] for s in steps])
         ax.plot(steps, y, alpha=0.35, label=f"{label} per step")
         smooth = np.convolve(y, np.ones(k) / k, mode="valid")
         ax.plot(steps[k - 1:], smooth, linewidth=2, label=f"{label}, mean of {k}")
-    axes[0].set_title("reward"); axes[1].set_title("pass rates on the training batches")
+    axes[0].set_title(main_tag); axes[1].set_title("pass rates on the training batches")
     for ax in axes:
-        ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
+        ax.set_xlabel("GRPO step" if main_tag == "reward" else "SFT step"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
     fig.suptitle(f"{args.run_dir.name}: {len(steps)} steps")
     fig.tight_layout()
     fig.savefig(args.out_prefix.with_suffix(".png"), dpi=110)
