@@ -23,6 +23,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from rollout.models import DTYPE_NAMES
+
 # setting -> (section, key) in the trainer's TOML, and the value without flag or config
 CONFIG_KEYS = {"model": ("model", "path"), "dtype": ("model", "dtype"), "thinking": ("reward", "thinking"),
                "temperature": ("rollout", "temperature"), "top_p": ("rollout", "top_p"),
@@ -42,7 +44,7 @@ def _integer(v) -> bool:
 
 # each setting's check and what it wants (the same for a flag and a config value)
 WANTS = {"model": (lambda v: isinstance(v, str) and v != "", "a model spec"),
-         "dtype": (lambda v: v in ("auto", "bfloat16", "float32"), "'auto', 'bfloat16' or 'float32'"),
+         "dtype": (lambda v: v in DTYPE_NAMES, ", ".join(map(repr, DTYPE_NAMES[:-1])) + f" or {DTYPE_NAMES[-1]!r}"),
          "thinking": (lambda v: isinstance(v, bool), "true or false"),
          "temperature": (lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 = greedy)"),
          "top_p": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
@@ -115,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--constrained", action="store_true", help="also run JSON sets with vLLM structured outputs, "
                    "the base model and each adapter (labels constrained, <label>+constrained)")
     p.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
-    p.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), help="the engine's weights and compute "
+    p.add_argument("--dtype", choices=DTYPE_NAMES, help="the engine's weights and compute "
                    "(default: the config's model.dtype, else auto: bfloat16 where the machine has it natively)")
     p.add_argument("--max-model-len", type=int, help="context length, prompt + completion (default: the config's "
                    "rollout.max_model_len, else 2048)")
