@@ -184,6 +184,17 @@ def test_generated_family_draws_varied_shapes_whose_golds_validate():
     assert optional > 50, "some properties are optional"
 
 
+def test_some_generated_objects_ask_for_keys_beyond_their_properties():
+    # the templates' "at least n keys" tasks (minProperties) need golds that add keys the schema does not name
+    def adds_keys(schema, gold):
+        return isinstance(gold, dict) and schema.get("minProperties", 0) > len(schema.get("properties", {})) \
+            and len(gold) >= schema["minProperties"] and set(gold) - set(schema.get("properties", {}))
+    opened = [t for t in GENERATED_TRAIN if adds_keys(t.schema, t.gold)]
+    assert 0.1 < len(opened) / len(GENERATED_TRAIN) < 0.5
+    typed = [t for t in opened if isinstance(t.schema.get("additionalProperties"), dict)]
+    assert typed and len(typed) < len(opened), "extra keys come both typed and untyped"
+
+
 def test_generated_sorted_prompts_list_the_gold_keys_in_the_order_shown():
     sorted_tasks = [t for t in GENERATED_TRAIN if '"$schema"' not in t.prompt]
     assert 0.3 < len(sorted_tasks) / len(GENERATED_TRAIN) < 0.7

@@ -4,7 +4,7 @@ The templates (simple.py, medium.py, hard.py) teach a few dozen fixed shapes; a 
 alone meets an unfamiliar schema by writing a shape it knows, repeating keys or leaving required ones
 out. These makers draw the shape itself: how many properties, which types (strings, formats, enums,
 integers with bounds, numbers, booleans, nullable values), which are nested objects or arrays (of
-scalars or of objects), which are required (in any order), whether other keys are forbidden, and
+scalars or of objects), which are required (in any order), whether other keys are forbidden or asked for (minProperties), and
 whether properties carry a description. So what a model learns from them is to read a schema:
 every property once, each required key, each type and bound.
 
@@ -50,6 +50,10 @@ NUMBER_ARRAY_KEYS = ("scores", "ratings", "readings", "prices", "measurements", 
                      "grades", "amounts", "temperatures", "distances")
 OBJECT_ARRAY_KEYS = ("items", "entries", "records", "participants", "stops", "segments", "orders", "reviews",
                      "tasks", "attendees", "line_items", "steps", "members", "events", "rooms", "guests")
+
+
+# share of the objects that are neither closed nor exactly their properties (see _open)
+OPEN_SHARE = 0.3
 
 
 class GenPools:
@@ -140,7 +144,23 @@ def _object(rng: random.Random, g: GenPools, entity: str, n_props: int, composit
     else:
         required = rng.sample(keys, rng.randint(1, len(keys)))
     rng.shuffle(required)
-    return Obj(fields, required=tuple(required), closed=rng.random() < closed)
+    if rng.random() < closed:
+        return Obj(fields, required=tuple(required), closed=True)
+    if rng.random() < OPEN_SHARE:
+        return _open(rng, g, fields, tuple(required))
+    return Obj(fields, required=tuple(required))
+
+
+def _open(rng: random.Random, g: GenPools, fields: dict[str, Spec], required: tuple[str, ...]) -> Obj:
+    """An object that asks for more keys than it names: minProperties above its property count, and
+    (mostly) a type for the others. The templates' "at least n keys" tasks need this; golds drawn only
+    from closed shapes taught the model never to add a key (docs/study.md, section 7)."""
+    p = g.pools
+    extra, pool = rng.choice(((Str(), p.string_keys), (Int(), p.int_keys), (Num(), p.num_keys),
+                              (Bool(), p.bool_keys), (None, p.string_keys)))
+    keys = tuple(k for k in pool if k not in fields)
+    n_extra = min(rng.randint(1, 3), len(keys))
+    return Obj(fields, required=required, min_props=len(fields) + n_extra, extra=extra, extra_keys=keys)
 
 
 def _composite(rng: random.Random, g: GenPools, entity: str, depth: int, describe: float, nullable: bool,
