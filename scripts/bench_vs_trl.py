@@ -3,7 +3,9 @@
 Both trainers run the same workload, each in its own subprocess (so each one's peak RSS is its own),
 one after the other in one invocation of this script:
 
-  SmolLM2-135M-Instruct (the embedded bf16 copy), LoRA r16 / alpha 32 on all 7 projections,
+  SmolLM2-135M-Instruct (the embedded copy, weights in this machine's dtype on both sides: bf16 where
+  the CPU multiplies bf16 natively, else fp32, rollout.models.resolve_dtype("auto")),
+  LoRA r16 / alpha 32 on all 7 projections,
   4 prompts x 8 completions = 32 completions per optimizer step, at most 256 new tokens,
   temperature 0.7, beta 0.04 (reference forward on), token-mean loss ("dapo"), group std scaling,
   eps 0.2, mu = 1, all-tie groups kept (no refill: equal work), the same JSON tasks in the same order
@@ -72,8 +74,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from rollout.models import resolve_dtype  # noqa: E402
 
 P, G, MAX_NEW, TEMPERATURE, BETA, LR, MICRO = 4, 8, 256, 0.7, 0.04, 5e-6, 4
+# both sides' weights: bf16 where this CPU multiplies it natively, else fp32 (an AVX2-only CPU emulates
+# bf16, 27x slower for a LoRA forward + backward: a benchmark there in bf16 would time the emulation)
+WEIGHTS_DTYPE = resolve_dtype("auto")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -111,7 +117,7 @@ def bench_ours(model_path: str, tasks, num_steps: int, gate: Gate, share_prompt:
         cfg = config_from_dict({
             "run": {"name": "bench", "out_dir": tmp, "num_steps": num_steps, "save_every": 10_000,
                     "tensorboard": False, "canary_every": 0},
-            "model": {"path": model_path, "dtype": "bfloat16"},
+            "model": {"path": model_path, "dtype": WEIGHTS_DTYPE},
             "lora": {"r": 16, "alpha": 32, "target_modules": TARGETS},
             "rollout": {"engine": "vllm", "prompts_per_step": P, "group_size": G, "temperature": TEMPERATURE,
                         "max_new_tokens": MAX_NEW, "max_model_len": 1024},
@@ -125,7 +131,7 @@ def bench_ours(model_path: str, tasks, num_steps: int, gate: Gate, share_prompt:
 def bench_trl(model_path: str, tasks, num_steps: int, gate: Gate, micro: int = MICRO, bf16: bool = False,
               use_vllm: bool = False) -> None:
     """TRL's GRPOTrainer on the workload: `micro` sequences per micro-batch (accumulating to P x G),
-    `bf16` autocast on or off (the weights are bf16 either way), generation by transformers or, with
+    `bf16` autocast on or off (the weights in WEIGHTS_DTYPE either way), generation by transformers or, with
     `use_vllm`, by TRL's colocated vLLM engine."""
     import torch
     from datasets import Dataset
@@ -177,7 +183,7 @@ def bench_trl(model_path: str, tasks, num_steps: int, gate: Gate, micro: int = M
             scale_rewards="group", logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
             bf16=bf16, shuffle_dataset=False, seed=0, disable_tqdm=True,
             **({"use_vllm": True, "vllm_mode": "colocate", "vllm_max_model_length": 1024} if use_vllm else {}))
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, WEIGHTS_DTYPE))
         trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=data,
                               processing_class=AutoTokenizer.from_pretrained(model_path, padding_side="left"),
                               peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS,
@@ -394,7 +400,7 @@ def roof_fractions(measured: dict, ours: dict, num_steps: int) -> dict:
             "limits_s": {"generate": round(limits["generate_s"], 2), "train": round(limits["train_s"], 2),
                          "train_grad_input_only": round(limits["train_grad_input_only_s"], 2)},
             "prompt_len": round(work["prompt_len"], 1), "gen_tokens": work["gen_tokens"],
-            "bf16_GFLOPs": round(measured["gemm"]["bf16"]["overall_GFLOPs"], 1),
+            "dtype": limits["dtype"], "gemm_GFLOPs": round(measured["gemm"][limits["dtype"]]["overall_GFLOPs"], 1),
             "read_GBps": measured["bandwidth"]["read_GBps"]}
 
 
@@ -480,7 +486,7 @@ def main() -> None:
            "device": f"cpu: {platform.processor() or platform.machine()}, "
                      f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
            "ld_preload": os.environ.get("LD_PRELOAD", ""), "load_average_before": load_before, "load_average_at_end": os.getloadavg(),
-           "workload": {"model": "embedded:smollm2-135m (bf16)", "lora": "r16 a32, 7 projections", "prompts": P,
+           "workload": {"model": f"embedded:smollm2-135m ({WEIGHTS_DTYPE})", "lora": "r16 a32, 7 projections", "prompts": P,
                         "group": G, "max_new_tokens": MAX_NEW, "temperature": TEMPERATURE, "beta": BETA,
                         "micro_batch": MICRO, "warmup_steps": args.warmup, "timed_steps": args.steps},
            "trl_config": {"name": trl_name(*trl_cfg), "per_device_train_batch_size": trl_cfg[0],

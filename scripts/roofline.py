@@ -23,14 +23,19 @@ and the optimizer are left out, so the true best time is a little above them):
     the tied lm_head counted once), and every generated token at position j reads the bf16 KV cache of
     prompt_len + j tokens (2 x layers x kv_heads x head_dim x 2 bytes per token); with mean completion
     length c that sums to gen_tokens x (prompt_len + (c - 1) / 2) tokens. memory_s = bytes / read
-    bandwidth; compute_s = 2 x parameters x gen_tokens / bf16 GEMM FLOP/s; the limit is the larger.
+    bandwidth; compute_s = 2 x parameters x gen_tokens / GEMM FLOP/s; the limit is the larger.
   - train: N = the layers' GEMM weights, over T = gen_tokens + prompts x prompt_len tokens (a group's
     prompt is forwarded once, grpo.logprobs' shared prompt), plus the lm_head GEMM, large here (V x H
     = 28 M of the 135 M), over the completion tokens only (grpo.logprobs applies the head to those).
     With F = 2 (N T + V H gen_tokens), one forward: policy forward F, reference forward F (beta > 0),
-    policy backward 2F (the issue's 4 N T: grad_input plus grad_weight GEMMs) -> limit = 4F / bf16 GEMM
+    policy backward 2F (the issue's 4 N T: grad_input plus grad_weight GEMMs) -> limit = 4F / GEMM
     FLOP/s. With LoRA the frozen weights need no grad_weight, so the backward could be F alone;
     that 3F figure is reported beside it (`train_grad_input_only_s`), the limit is the 4F one.
+  - dtype: the limits are those of the dtype the trainer computes in on this machine (`--dtype`, by
+    default rollout.models.resolve_dtype("auto")): bf16 where the CPU multiplies it natively (AVX512-BF16
+    or AMX), else fp32, whose bytes above are 4 instead of 2 and whose GEMM rate is the fp32 one. On an
+    AVX2-only CPU bf16 GEMMs are emulated (7x slower than fp32, benchmarks/dtype_cpu.json), so a bf16
+    roof there would be a floor no trainer should run at, not a ceiling.
 
 Writes benchmarks/roofline.json (`--out`); `--quick` (a smoke test of a few seconds: tiny M and reps,
 a 64 MB tensor) writes to a temporary file unless --out is given, and its figures mean nothing.
@@ -149,10 +154,17 @@ def measure(quick: bool, config: dict | None = None) -> dict:
                 "quick": quick}
 
 
+def machine_dtype() -> str:
+    """The dtype (DTYPES' key) grpo-train computes in here: model.dtype "auto" resolved."""
+    from rollout.models import resolve_dtype
+    return "bf16" if resolve_dtype("auto") == "bfloat16" else "fp32"
+
+
 def default_workload(prompt_len: float = 170, gen_tokens: float = 6900, decode_steps: int = MAX_NEW,
-                     config: dict | None = None) -> dict:
-    """bench_vs_trl.py's step, with the measured mean prompt length and generated tokens per step."""
-    return {"model": MODEL, "config": config or model_config(), "prompts": P, "group": G,
+                     config: dict | None = None, dtype: str | None = None) -> dict:
+    """bench_vs_trl.py's step, with the measured mean prompt length and generated tokens per step,
+    computed in `dtype` ("bf16" or "fp32"; default: this machine's, machine_dtype)."""
+    return {"dtype": dtype or machine_dtype(), "model": MODEL, "config": config or model_config(), "prompts": P, "group": G,
             "completions": P * G, "max_new_tokens": MAX_NEW, "beta": BETA, "mu": MU,
             "lora": {"r": LORA_R, "alpha": LORA_ALPHA, "targets": 7}, "prompt_len": prompt_len,
             "gen_tokens": gen_tokens, "decode_steps": decode_steps}
@@ -161,12 +173,14 @@ def default_workload(prompt_len: float = 170, gen_tokens: float = 6900, decode_s
 def phase_limits(measured: dict, workload: dict) -> dict:
     """Lower bounds (seconds) on the generate and train phases of one step; see the module docstring."""
     cfg, params = workload["config"], param_counts(workload["config"])
-    flops_s = measured["gemm"]["bf16"]["overall_GFLOPs"] * 1e9
+    dtype = workload.get("dtype", "bf16")
+    flops_s = measured["gemm"][dtype]["overall_GFLOPs"] * 1e9
     bw = measured["bandwidth"]["read_GBps"] * 1e9
     gen, plen, n_seq = workload["gen_tokens"], workload["prompt_len"], workload["completions"]
     mean_len = gen / n_seq
-    weight_bytes = 2 * params["total"]
-    kv_bytes_per_token = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_dim"] * 2
+    elem = DTYPES[dtype].itemsize
+    weight_bytes = elem * params["total"]
+    kv_bytes_per_token = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_dim"] * elem
     kv_tokens = gen * (plen + (mean_len - 1) / 2)
     gen_bytes = workload["decode_steps"] * weight_bytes + kv_tokens * kv_bytes_per_token
     memory_s, compute_s = gen_bytes / bw, 2 * params["total"] * gen / flops_s
@@ -178,19 +192,20 @@ def phase_limits(measured: dict, workload: dict) -> dict:
     train_flops = reference + old + mu * (forward + 2 * forward)
     train_gi_flops = reference + old + mu * (forward + forward)
     return {
+        "dtype": dtype,
         "generate_s": max(memory_s, compute_s),
         "generate": {"bound": "memory" if memory_s >= compute_s else "compute", "memory_s": memory_s,
                      "compute_s": compute_s, "params": params["total"], "weight_bytes": weight_bytes,
                      "kv_bytes_per_token": kv_bytes_per_token, "mean_completion_len": mean_len,
                      "kv_tokens_read": kv_tokens, "bytes": gen_bytes, "flops": 2 * params["total"] * gen,
-                     "read_GBps": bw / 1e9, "bf16_GFLOPs": flops_s / 1e9},
+                     "read_GBps": bw / 1e9, "gemm_GFLOPs": flops_s / 1e9},
         "train_s": train_flops / flops_s,
         "train_grad_input_only_s": train_gi_flops / flops_s,
         "train": {"layer_gemm_params": params["layer_gemm"], "lm_head_params": params["lm_head"],
                   "tokens": tokens, "head_tokens": gen, "forward_flops": forward,
                   "reference_flops": reference, "old_policy_flops": old, "backward_flops": mu * 2 * forward,
                   "flops": train_flops, "grad_input_only_flops": train_gi_flops,
-                  "bf16_GFLOPs": flops_s / 1e9, "limit": "train_s (backward = grad_input + grad_weight)"},
+                  "gemm_GFLOPs": flops_s / 1e9, "limit": "train_s (backward = grad_input + grad_weight)"},
     }
 
 
@@ -199,6 +214,8 @@ def main() -> None:
     ap.add_argument("--prompt-len", type=float, default=170, help="mean prompt tokens")
     ap.add_argument("--gen-tokens", type=float, default=6900, help="generated tokens per step")
     ap.add_argument("--decode-steps", type=int, default=MAX_NEW, help="decode steps per rollout")
+    ap.add_argument("--dtype", choices=tuple(DTYPES), help="the limits' dtype (default: this machine's, "
+                    "bf16 with native bf16 GEMMs, else fp32)")
     ap.add_argument("--quick", action="store_true", help="smoke test: tiny shapes and reps")
     ap.add_argument("--out", default=None, help="default benchmarks/roofline.json (quick: a temp file)")
     args = ap.parse_args()
@@ -207,7 +224,7 @@ def main() -> None:
     cfg, load = model_config(), round(os.getloadavg()[0], 2)
     t0 = time.perf_counter()
     measured = measure(args.quick, cfg)
-    work = default_workload(args.prompt_len, args.gen_tokens, args.decode_steps, cfg)
+    work = default_workload(args.prompt_len, args.gen_tokens, args.decode_steps, cfg, args.dtype)
     limits = phase_limits(measured, work)
     result = {
         "command": "python " + " ".join(["scripts/roofline.py"] + sys.argv[1:]),
@@ -226,9 +243,9 @@ def main() -> None:
     print("bandwidth GB/s: " + ", ".join(f"{k.removesuffix('_GBps')} {v}" for k, v in bw.items()
                                          if k.endswith("_GBps")))
     gl = limits["generate"]
-    print(f"generate limit {limits['generate_s']:.2f} s ({gl['bound']}-bound; memory {gl['memory_s']:.2f} s "
+    print(f"{limits['dtype']} limits: generate {limits['generate_s']:.2f} s ({gl['bound']}-bound; memory {gl['memory_s']:.2f} s "
           f"for {gl['bytes'] / 1e9:.1f} GB, compute {gl['compute_s']:.2f} s)")
-    print(f"train limit {limits['train_s']:.2f} s ({limits['train']['flops'] / 1e12:.2f} TFLOP; grad_input-only "
+    print(f"train {limits['train_s']:.2f} s ({limits['train']['flops'] / 1e12:.2f} TFLOP; grad_input-only "
           f"backward {limits['train_grad_input_only_s']:.2f} s); threads {torch.get_num_threads()}, "
           f"measured in {result['measure_s']} s")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
