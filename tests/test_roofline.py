@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-roofline = pytest.importorskip("roofline")
+import roofline  # noqa: E402
 
 MEASURED = {"gemm": {"bf16": {"overall_GFLOPs": 400.0}, "fp32": {"overall_GFLOPs": 100.0}},
             "bandwidth": {"read_GBps": 20.0}}

@@ -4,9 +4,9 @@ The templates (simple.py, medium.py, hard.py) teach a few dozen fixed shapes; a 
 alone meets an unfamiliar schema by writing a shape it knows, repeating keys or leaving required ones
 out. These makers draw the shape itself: how many properties, which types (strings, formats, enums,
 integers with bounds, numbers, booleans, nullable values), which are nested objects or arrays (of
-scalars or of objects), which are required (in any order), whether other keys are forbidden or asked for (minProperties), and
-whether properties carry a description. So what a model learns from them is to read a schema:
-every property once, each required key, each type and bound.
+scalars or of objects), which are required (in any order), whether other keys are forbidden or asked
+for (minProperties), and whether properties carry a description. So what a model learns from them is
+to read a schema: every property once, each required key, each type and bound.
 
 Contract: `GENERATED[tier]` is a tuple of (template_id, fn(rng, pools) -> (request, spec)), like
 `TEMPLATES`; the request is a one-line ask for the entity (the schema family's prompts may put it
