@@ -14,6 +14,10 @@ from rollout.chat import render_prompt
 from rollout.types import Sampling
 
 USER = "Give a JSON object with a key name."
+# The bf16 engines on the embedded model: vLLM's start-up warm-up forwards max_num_batched_tokens dummy
+# tokens (4,096 on CPU by default), which on a CPU that only emulates bf16 took ~3 min per engine. This
+# test's prompts and 16 x 24-token samples need a small fraction of that.
+SMALL_ENGINE = dict(max_model_len=512, max_num_seqs=16, max_num_batched_tokens=512)
 
 
 def _peft(model_path: str, seed: int, scale: float = 0.5):
@@ -154,7 +158,7 @@ def test_exact_delivery_after_three_optimizer_steps(embedded_model_path):
     two implementations). The bf16 merge of the same adapter delivers a small part of it."""
     from rollout.vllm_engine import VLLMEngine
     peft_model, one_more_step = _trained_adapter(embedded_model_path)
-    engine = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, dtype="bfloat16")
+    engine = VLLMEngine(embedded_model_path, seed=0, dtype="bfloat16", **SMALL_ENGINE)
     prompt = render_prompt(engine.tokenizer, "Reply only with a ```json block.", "An object with key a = 1.")
     sampling = Sampling(n=16, temperature=0.7, max_tokens=24, logprobs=True)
     try:
@@ -187,7 +191,7 @@ def test_exact_delivery_after_three_optimizer_steps(embedded_model_path):
     assert adapted < 1.3 * floor + 0.005, f"engine vs trainer {adapted:.4f} nats/token, noise floor {floor:.4f}"
     assert abs(signed) < 0.01, f"engine vs trainer mean logprob difference {signed:.4f}"
 
-    merged = VLLMEngine(embedded_model_path, max_model_len=1024, seed=0, dtype="bfloat16", lora_mode="merge")
+    merged = VLLMEngine(embedded_model_path, seed=0, dtype="bfloat16", lora_mode="merge", **SMALL_ENGINE)
     try:
         with pytest.warns(UserWarning, match="delivered only"):
             merged.set_adapter(peft_model)
