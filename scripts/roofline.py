@@ -173,7 +173,7 @@ def default_workload(prompt_len: float = 170, gen_tokens: float = 6900, decode_s
 def phase_limits(measured: dict, workload: dict) -> dict:
     """Lower bounds (seconds) on the generate and train phases of one step; see the module docstring."""
     cfg, params = workload["config"], param_counts(workload["config"])
-    dtype = workload.get("dtype", "bf16")
+    dtype = workload["dtype"]
     flops_s = measured["gemm"][dtype]["overall_GFLOPs"] * 1e9
     bw = measured["bandwidth"]["read_GBps"] * 1e9
     gen, plen, n_seq = workload["gen_tokens"], workload["prompt_len"], workload["completions"]
