@@ -14,7 +14,8 @@ backward of every micro-batch) runs under torch.profiler with FLOP counting. Eac
   - compiled: the inductor kernels of grpo/logprobs.py (output head, log-softmax, entropy);
   - softmax, elementwise, copy/layout (copies, cats, slices, views' backward), reduction, other;
   - outside ops: the phase's wall time less every op's self time (Python, autograd's engine, peft's
-    module calls, the optimizer's absence: the optimizer step is outside this function).
+    module calls). The gradient clip and optimizer step, which grpo_step times with the train phase,
+    run after this function and are not profiled.
 The phase time under the profiler is a little above an unprofiled one (the profiler's own overhead);
 the split is what this measures, not the speed.
 
@@ -118,11 +119,11 @@ def main() -> None:
     cats: dict[str, float] = {}
     gemm_flops, rows = 0.0, []
     for e in events:
-        self_s = e.self_cpu_time_total / 1e6
-        cats[category(e.key)] = cats.get(category(e.key), 0.0) + self_s
-        if e.key in GEMM:
+        self_s, label = e.self_cpu_time_total / 1e6, category(e.key)
+        cats[label] = cats.get(label, 0.0) + self_s
+        if label == "gemm":
             gemm_flops += e.flops
-        rows.append({"op": e.key, "self_s": round(self_s, 3), "calls": e.count, "category": category(e.key)})
+        rows.append({"op": e.key, "self_s": round(self_s, 3), "calls": e.count, "category": label})
     wall = captured["wall_s"]
     cats["outside_ops"] = max(wall - sum(cats.values()), 0.0)
     rows.sort(key=lambda r: -r["self_s"])
