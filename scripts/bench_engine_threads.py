@@ -9,7 +9,7 @@ policy (`init_cpu_memory_env`) and replaces `torch.set_num_threads` by a no-op. 
 one process with grpo-train's preloads and in this machine's dtype ("auto"):
   - gemm: forward and grad-input GEMMs at the trainer's shapes (q, k, gate, down, the output head) at
     1,024 rows, in GFLOP/s;
-  - train: one forward + backward of the LoRA policy (SFT loss, 2 x 512 tokens), in seconds;
+  - train: one forward + backward of the LoRA policy (SFT loss, 2 x 512 tokens; bench_dtype's), in seconds;
   - the thread state: torch's thread count, the process's and every thread's CPU affinity, the allowed
     memory nodes and the OpenMP variables;
 first before any engine exists, then after a VLLMEngine is built the way grpo-train builds it, then
@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 MODEL = "embedded:smollm2-135m"
 # (name, in, out) of SmolLM2-135M's projections and output head
@@ -79,32 +80,6 @@ def gemm_gflops(dtype, rows: int = 1024, reps: int = 3) -> float:
     return flops / secs / 1e9
 
 
-def make_train_step(dtype_name: str, rows: int = 2, tokens: int = 512):
-    import torch
-    from grpo.config import LoraSection, ModelSection
-    from grpo.model import load_policy, lora_in_base_dtype
-    from grpo.sft import Batch, sft_loss_sum
-    from rollout.models import resolve_model
-
-    policy, _ = load_policy(resolve_model(MODEL), ModelSection(dtype=dtype_name), LoraSection())
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 49152, (rows, tokens), generator=gen)
-    labels = ids.clone()
-    labels[:, : tokens // 3] = -100
-    batch = Batch(ids, torch.ones_like(ids), labels)
-
-    def step() -> float:
-        t = time.perf_counter()
-        with lora_in_base_dtype(policy):
-            nll, n = sft_loss_sum(policy, batch)
-        (nll / n).backward()
-        policy.zero_grad(set_to_none=True)
-        return time.perf_counter() - t
-
-    step()   # warm-up
-    return step
-
-
 def measure(label: str, dtype, train_step, rounds: int) -> dict:
     gemm = [gemm_gflops(dtype) for _ in range(rounds)]
     train = [train_step() for _ in range(rounds)]
@@ -124,6 +99,7 @@ def main() -> None:
     reexec_with_preloads()
 
     import torch
+    from bench_dtype import make_train_step
     from rollout.models import resolve_dtype, resolve_model
     from rollout.types import Sampling
     from rollout.vllm_engine import VLLMEngine
@@ -131,7 +107,7 @@ def main() -> None:
     load_before = os.getloadavg()
     dtype_name = resolve_dtype("auto")
     dtype = getattr(torch, dtype_name)
-    train_step = make_train_step(dtype_name)
+    train_step = make_train_step(dtype_name, rows=2, tokens=512)
     phases = [measure("before_engine", dtype, train_step, args.rounds)]
     engine = VLLMEngine(resolve_model(MODEL), max_model_len=1024, seed=0, dtype=dtype_name, max_lora_rank=16)
     phases.append(measure("engine_built", dtype, train_step, args.rounds))

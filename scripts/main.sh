@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded default model: set up (if needed), train with the best recipe measured
-# (docs/study.md: SFT warm start on gold replies, GRPO from it, then 20 gentle SFT steps on a mix with
-# schemas of any shape, section 9), then evaluate the trained adapter
+# (docs/study.md: SFT warm start on gold replies, then GRPO from it), then evaluate the trained adapter
 # against the untrained baseline on held-out prompts and the external benchmarks, and write
 # benchmarks/outcome.json.
 #   bash scripts/main.sh                 54.3 min on 2 idle cores with native bf16, clocked on a fresh clone (docs/study.md,
@@ -17,15 +16,13 @@ bash scripts/setup.sh
 export TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
 SFT_CONFIG="${SFT_CONFIG:-configs/smollm2-135m-cpu-sft.toml}"
 GRPO_CONFIG="${GRPO_CONFIG:-configs/smollm2-135m-cpu-sft-grpo.toml}"
-POLISH_CONFIG="${POLISH_CONFIG:-configs/smollm2-135m-cpu-sft-polish.toml}"
 run_dir() { .venv/bin/python -c "import sys; from grpo.config import load_config; print(load_config(sys.argv[1]).run_dir)" "$1"; }
-RUN_DIR="$(run_dir "$POLISH_CONFIG")"
+RUN_DIR="$(run_dir "$GRPO_CONFIG")"
 SET=()
 for kv in ${MAIN_SET:-}; do SET+=(--set "$kv"); done
 
 .venv/bin/grpo-train "$SFT_CONFIG" --resume "${SET[@]}"    # supervised warm start -> runs/<sft>/adapter
 .venv/bin/grpo-train "$GRPO_CONFIG" --resume "${SET[@]}"   # GRPO from that adapter (model.init_adapter)
-.venv/bin/grpo-train "$POLISH_CONFIG" --resume "${SET[@]}" # 20 SFT steps at lr 5e-5 from the GRPO adapter
 # The trained adapter vs the untrained baseline, one sample per prompt at the config's temperature;
 # strict = the reply's JSON validates against the task's schema (math: the exact final answer).
 # 512 new tokens for JSON: a third of the hard tier's gold replies need more than 256 (up to ~530), so a

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vs_trl import ROOT, WEIGHTS_DTYPE, bench_ours, workload_tasks  # noqa: E402
+from bench_vs_trl import OURS_MICRO, ROOT, WEIGHTS_DTYPE, bench_ours, workload_tasks  # noqa: E402
 
 GEMM = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 SOFTMAX = {"aten::_softmax", "aten::_softmax_backward_data", "aten::softmax"}
@@ -84,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=2, help="steps in all; the last one's train phase is profiled")
     ap.add_argument("--top", type=int, default=25, help="ops listed by self time")
+    ap.add_argument("--micro", type=int, default=OURS_MICRO, help="micro_batch_size (bench_vs_trl's --ours-micro)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "train_profile.json"))
     args = ap.parse_args()
     if args.steps < 2:
@@ -113,7 +114,7 @@ def main() -> None:
     step_module.accumulate_gradients = profiled
     load_before = os.getloadavg()
     gate = NoGate()
-    bench_ours(resolve_model("embedded:smollm2-135m"), workload_tasks(args.steps), args.steps, gate)
+    bench_ours(resolve_model("embedded:smollm2-135m"), workload_tasks(args.steps), args.steps, gate, micro=args.micro)
 
     events = captured["prof"].key_averages()
     cats: dict[str, float] = {}
@@ -133,7 +134,8 @@ def main() -> None:
                 for e in captured["prof"].key_averages(group_by_input_shape=True) if e.key in GEMM]
     by_shape.sort(key=lambda r: -r["self_s"])
     doc = {"benchmark": "train_profile", "command": "python " + " ".join(["scripts/profile_train.py"] + sys.argv[1:]),
-           "dtype": WEIGHTS_DTYPE, "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "dtype": WEIGHTS_DTYPE, "micro_batch_size": args.micro, "torch": torch.__version__,
+           "threads": torch.get_num_threads(),
            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
            "load_average_before": load_before, "load_average_at_end": os.getloadavg(),
            "profiled_step": args.steps, "profiled_train_s": round(wall, 2),
