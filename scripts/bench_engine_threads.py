@@ -7,8 +7,8 @@ a process without an engine (docs/performance.md). Our engine runs in the traine
 (VLLM_ENABLE_V1_MULTIPROCESSING=0), and vLLM's CPU worker touches that process: it sets the memory
 policy (`init_cpu_memory_env`) and replaces `torch.set_num_threads` by a no-op. This script measures, in
 one process with grpo-train's preloads and in this machine's dtype ("auto"):
-  - gemm: forward and grad-input GEMMs at the trainer's shapes (q, k, gate, down, the output head) at
-    1,024 rows, in GFLOP/s;
+  - gemm: forward and grad-input GEMMs at the trainer's shapes (scripts/roofline.py's: each distinct
+    projection shape and the output head) at 1,024 rows, in GFLOP/s;
   - train: one forward + backward of the LoRA policy (SFT loss, 2 x 512 tokens; bench_dtype's), in seconds;
   - the thread state: torch's thread count, the process's and every thread's CPU affinity, the allowed
     memory nodes and the OpenMP variables;
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import os
 import platform
 import statistics
@@ -34,8 +35,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 MODEL = "embedded:smollm2-135m"
-# (name, in, out) of SmolLM2-135M's projections and output head
-SHAPES = (("q", 576, 576), ("k", 576, 192), ("gate", 576, 1536), ("down", 1536, 576), ("head", 576, 49152))
 
 
 def thread_state() -> dict:
@@ -53,9 +52,7 @@ def thread_state() -> dict:
             per_thread[t.name] = status(t / "status")["Cpus_allowed_list"]
         except OSError:   # the thread ended meanwhile
             pass
-    affinities: dict[str, int] = {}
-    for cpus in per_thread.values():
-        affinities[cpus] = affinities.get(cpus, 0) + 1
+    affinities = dict(Counter(per_thread.values()))
     return {"torch_threads": torch.get_num_threads(), "process_affinity": sorted(os.sched_getaffinity(0)),
             **(status(Path("/proc/self/status")) if Path("/proc/self/status").exists() else {}),
             "threads": len(per_thread), "thread_affinities": affinities,
@@ -65,10 +62,13 @@ def thread_state() -> dict:
 
 
 def gemm_gflops(dtype, rows: int = 1024, reps: int = 3) -> float:
+    """Forward and grad-input GEMMs of every projection and the output head (scripts/roofline.py's
+    shapes for the model), each shape once, at `rows` rows."""
     import torch
+    from roofline import gemm_shapes, model_config
     flops = secs = 0.0
     with torch.inference_mode():
-        for _, k, n in SHAPES:
+        for k, n in sorted({(K, N) for _, K, N, _ in gemm_shapes(model_config(MODEL))}):
             x, w, g = torch.randn(rows, k, dtype=dtype), torch.randn(n, k, dtype=dtype), torch.randn(rows, n, dtype=dtype)
             torch.nn.functional.linear(x, w), g @ w   # warm-up
             t = time.perf_counter()

@@ -489,12 +489,12 @@ def main() -> None:
                                                      / results["ours"]["median_breakdown_s"]["train"], 2)
         print(f"train phase, share_prompt off / on: {ratios['share_prompt_train_speedup']}x")
     if args.micro_ablation:
-        other = results[f"ours_micro{args.micro_ablation}"]
-        ratios[f"micro{args.micro_ablation}_over_micro{args.ours_micro}"] = {
-            "step": round(other["median_step_s"] / results["ours"]["median_step_s"], 2),
-            "train": round(other["median_breakdown_s"]["train"] / results["ours"]["median_breakdown_s"]["train"], 2),
-            "per_token": round(other["s_per_1k_gen_tokens"] / results["ours"]["s_per_1k_gen_tokens"], 2)}
-        print(f"micro {args.micro_ablation} / micro {args.ours_micro}: {ratios[f'micro{args.micro_ablation}_over_micro{args.ours_micro}']}")
+        other, ours = results[f"ours_micro{args.micro_ablation}"], results["ours"]
+        key = f"micro{args.micro_ablation}_over_micro{args.ours_micro}"
+        ratios[key] = {"step": round(other["median_step_s"] / ours["median_step_s"], 2),
+                       "train": round(other["median_breakdown_s"]["train"] / ours["median_breakdown_s"]["train"], 2),
+                       "per_token": round(other["s_per_1k_gen_tokens"] / ours["s_per_1k_gen_tokens"], 2)}
+        print(f"{key}: {ratios[key]}")
     roof = roof_fractions(measured, results["ours"], num_steps)
     print(f"fraction of the roof: generate {roof['generate']}, train {roof['train']} (limits {roof['limits_s']})")
 
