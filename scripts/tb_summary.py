@@ -45,7 +45,10 @@ def main() -> None:
     tags = [t for t in SUMMARISED if t in scalars]
     args.out_prefix.parent.mkdir(parents=True, exist_ok=True)
 
-    with open(args.out_prefix.with_suffix(".csv"), "w", newline="") as f:
+    def out(ext: str) -> Path:  # not with_suffix: a dot in the prefix (tune-temp1.0-scalars) must stay
+        return args.out_prefix.parent / (args.out_prefix.name + ext)
+
+    with open(out(".csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step"] + tags)
         for s in steps:
@@ -59,7 +62,7 @@ def main() -> None:
                "first_window_mean": {t: window_mean(t, slice(0, k)) for t in tags},
                "last_window_mean": {t: window_mean(t, slice(-k, None)) for t in tags},
                "series": {t: [scalars[t].get(s) for s in steps] for t in tags}}
-    args.out_prefix.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    out(".json").write_text(json.dumps(summary, indent=1))
 
     import matplotlib
     matplotlib.use("Agg")
@@ -78,7 +81,7 @@ def main() -> None:
         ax.set_xlabel("GRPO step" if main_tag == "reward" else "SFT step"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
     fig.suptitle(f"{args.run_dir.name}: {len(steps)} steps")
     fig.tight_layout()
-    fig.savefig(args.out_prefix.with_suffix(".png"), dpi=110)
+    fig.savefig(out(".png"), dpi=110)
     print(json.dumps({"first": summary["first_window_mean"], "last": summary["last_window_mean"]}, indent=1))
 
 
