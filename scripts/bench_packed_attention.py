@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 MODEL = "embedded:smollm2-135m"
 PROMPT_LEN = 170
 LENGTHS = (256, 212, 180, 150, 131, 256, 97, 164)
+VOCAB = 49152
 
 
 def batched(module, query, key, value, segments, scaling, dropout, softcap, window):
@@ -65,6 +66,44 @@ def batched(module, query, key, value, segments, scaling, dropout, softcap, wind
     return out.reshape(S * nmax, *out.shape[2:]).index_select(0, real)[None], None
 
 
+def embedded_policy():
+    """(policy, dtype): the embedded model with the trainer's default LoRA, in this machine's dtype."""
+    from grpo.config import LoraSection, ModelSection
+    from grpo.model import load_policy
+    from rollout.models import resolve_dtype, resolve_model
+    dtype = resolve_dtype("auto")
+    policy, _ = load_policy(resolve_model(MODEL), ModelSection(dtype=dtype), LoraSection())
+    return policy, dtype
+
+
+def packed_group(gen: torch.Generator, prompt_len: int, lengths):
+    """One GRPO group as one packed micro-batch: random tokens, a random prompt of `prompt_len` tokens and
+    completions of `lengths` (those of 256 count as truncated), advantages spread over [-1, 1)."""
+    from grpo.batch import Episode, completion_mask, make_micro_batches
+    from grpo.loss import LOSS_AGGREGATIONS
+    prompt = torch.randint(1, VOCAB, (prompt_len,), generator=gen).tolist()
+    eps = [Episode(prompt, torch.randint(1, VOCAB, (n,), generator=gen).tolist(), [], 0.0, i / 4 - 1, n == 256)
+           for i, n in enumerate(lengths)]
+    weights = LOSS_AGGREGATIONS["token_mean"](completion_mask(eps, False), max(lengths))
+    (mb,) = make_micro_batches(eps, weights, len(eps), pad_id=0)
+    return mb
+
+
+def train_work(policy, mb) -> torch.Tensor:
+    """One micro-batch's train-phase work as grpo.step does it: the reference forward (adapter disabled, no
+    grad), the policy forward and the backward of a token-mean policy-gradient loss; the policy's logprobs."""
+    from grpo.logprobs import completion_logprobs
+    from grpo.model import lora_in_base_dtype
+    with lora_in_base_dtype(policy):
+        with torch.no_grad(), policy.disable_adapter():
+            completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                temperature=0.7, share_prompt=True, with_entropy=False)
+        logp, _ = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
+                                      temperature=0.7, share_prompt=True)
+    (-(logp * mb.adv[:, None] * mb.token_weights).sum()).backward()
+    return logp.detach()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=4, help="timed runs per arm (after one warm-up each)")
@@ -74,21 +113,9 @@ def main() -> None:
     reexec_with_preloads()
 
     import grpo.attention as attention
-    from grpo.batch import Episode, completion_mask, make_micro_batches
-    from grpo.config import LoraSection, ModelSection
-    from grpo.logprobs import completion_logprobs
-    from grpo.loss import LOSS_AGGREGATIONS
-    from grpo.model import load_policy, lora_in_base_dtype
-    from rollout.models import resolve_dtype, resolve_model
 
-    dtype = resolve_dtype("auto")
-    policy, _ = load_policy(resolve_model(MODEL), ModelSection(dtype=dtype), LoraSection())
-    gen = torch.Generator().manual_seed(0)
-    prompt = torch.randint(1, 49152, (PROMPT_LEN,), generator=gen).tolist()
-    eps = [Episode(prompt, torch.randint(1, 49152, (n,), generator=gen).tolist(), [], 0.0, i / 4 - 1, n == 256)
-           for i, n in enumerate(LENGTHS)]
-    weights = LOSS_AGGREGATIONS["token_mean"](completion_mask(eps, False), max(LENGTHS))
-    (mb,) = make_micro_batches(eps, weights, len(eps), pad_id=0)
+    policy, dtype = embedded_policy()
+    mb = packed_group(torch.Generator().manual_seed(0), PROMPT_LEN, LENGTHS)
     per_completion = attention._segments_forward
     arms = {"per_completion": per_completion, "batched": batched}
 
@@ -96,15 +123,9 @@ def main() -> None:
         attention._segments_forward = arms[arm]
         policy.zero_grad(set_to_none=True)
         t = time.perf_counter()
-        with lora_in_base_dtype(policy):
-            with torch.no_grad(), policy.disable_adapter():
-                completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
-                                    temperature=0.7, share_prompt=True, with_entropy=False)
-            logp, _ = completion_logprobs(policy, mb.input_ids, mb.attention_mask, mb.prompt_lens, mb.mask,
-                                          temperature=0.7, share_prompt=True)
-        (-(logp * mb.adv[:, None] * mb.token_weights).sum()).backward()
+        logp = train_work(policy, mb)
         secs = time.perf_counter() - t
-        return secs, logp.detach(), {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
+        return secs, logp, {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
 
     load_before = os.getloadavg()
     results = {arm: run(arm) for arm in arms}   # warm-up, and the numbers compared below
