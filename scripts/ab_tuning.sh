@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
 GRPO=configs/smollm2-135m-cpu-sft-grpo.toml
+GEN_GRPO="data.schema_prompt_share=0.25 data.generated_share=0.25"    # the generated family in GRPO only
 declare -A SETS=(
     [ctrl]=""
     [adv-batch]="grpo.adv_scale=batch"
@@ -19,10 +20,10 @@ declare -A SETS=(
     [lr2e-4]="optim.lr=2e-4"
     [g16p2]="rollout.group_size=16 rollout.prompts_per_step=2"       # the same 32 completions per step
     [temp1.0]="rollout.temperature=1.0"                               # training only; the evaluation keeps 0.8
-    [gen-grpo]="data.schema_prompt_share=0.25 data.generated_share=0.25"  # the generated family in GRPO only
+    [gen-grpo]="$GEN_GRPO"
     [gated]="reward.mode=weighted reward.gated=true"                  # seed 002's gated reward instead of 1[valid]
     [ctrl-s1]="run.seed=1"                                            # the training run's own noise: GRPO seed 1
-    [gen-grpo-s1]="run.seed=1 data.schema_prompt_share=0.25 data.generated_share=0.25"
+    [gen-grpo-s1]="run.seed=1 $GEN_GRPO"                             # paired with ctrl and with ctrl-s1
 )
 ARMS="${ARMS:-ctrl adv-none adv-batch lr2e-4 g16p2 temp1.0 gen-grpo gated ctrl-s1 gen-grpo-s1}"
 
@@ -40,5 +41,9 @@ for arm in $ARMS; do
     if [[ "$arm" != ctrl && -f runs/tune-ctrl/eval/metrics.json ]]; then
         .venv/bin/python scripts/paired_labels.py runs/tune-ctrl/eval ctrl "$arm" --second-from "$out/eval" \
             --out "$out/eval/vs-ctrl.json"
+    fi
+    if [[ "$arm" == *-s1 && "$arm" != ctrl-s1 && -f runs/tune-ctrl-s1/eval/metrics.json ]]; then
+        .venv/bin/python scripts/paired_labels.py runs/tune-ctrl-s1/eval ctrl-s1 "$arm" --second-from "$out/eval" \
+            --out "$out/eval/vs-ctrl-s1.json"
     fi
 done

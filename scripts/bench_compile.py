@@ -109,7 +109,7 @@ def main() -> None:
         secs = time.perf_counter() - t
         counts = {k: v - before[k] for k, v in dynamo_counts().items()}
         grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
-        return secs, counts, logp.detach(), grads
+        return secs, counts, logp, grads
 
     load_before = os.getloadavg()
     gen = torch.Generator().manual_seed(0)
