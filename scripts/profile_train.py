@@ -17,7 +17,10 @@ backward of every micro-batch) runs under torch.profiler with FLOP counting. Eac
     module calls). The gradient clip and optimizer step, which grpo_step times with the train phase,
     run after this function and are not profiled.
 The phase time under the profiler is a little above an unprofiled one (the profiler's own overhead);
-the split is what this measures, not the speed.
+the split is what this measures, not the speed. Right before and right after the profiled phase the same
+process times standalone GEMMs at the trainer's shapes (bench_engine_threads.gemm_gflops: each projection
+and the output head, forward and grad-input, 512 rows: the low end of the step's 510-880), so the in-step GEMM rate can be set beside the
+rate the same shapes reach in the same process at the same moment, engine alive.
 
 Writes benchmarks/train_profile.json: the categories (seconds, share), the top ops by self time, the GEMM
 FLOPs and rate, the step's tokens, and the unprofiled train phase of the step before it.
@@ -33,6 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine_threads import gemm_gflops  # noqa: E402
 from bench_vs_trl import OURS_MICRO, ROOT, WEIGHTS_DTYPE, bench_ours, workload_tasks  # noqa: E402
 
 GEMM = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
@@ -104,11 +108,13 @@ def main() -> None:
         calls[0] += 1
         if calls[0] < args.steps:  # mu = 1: one call per step
             return real(ctx, micro, first_pass, stats)
+        standalone_before = gemm_gflops(getattr(torch, WEIGHTS_DTYPE), rows=512)
         t0 = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU], with_flops=True, record_shapes=True) as prof:
             loss = real(ctx, micro, first_pass, stats)
         captured.update(wall_s=time.perf_counter() - t0, prof=prof, micro_batches=len(micro),
-                        train_tokens=sum(mb.num_tokens for mb in micro))
+                        train_tokens=sum(mb.num_tokens for mb in micro),
+                        standalone=[standalone_before, gemm_gflops(getattr(torch, WEIGHTS_DTYPE), rows=512)])
         return loss
 
     step_module.accumulate_gradients = profiled
@@ -146,11 +152,15 @@ def main() -> None:
            "categories_share": {k: round(v / wall, 3) for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
            "gemm": {"flops": gemm_flops, "seconds": round(cats.get("gemm", 0.0), 2),
                     "GFLOPs": round(gemm_flops / max(cats.get("gemm", 0.0), 1e-9) / 1e9, 1)},
+           "gemm_standalone_GFLOPs": {"before": round(captured["standalone"][0], 1),
+                                      "after": round(captured["standalone"][1], 1)},
            "top_ops": rows[:args.top], "gemm_by_shape": by_shape[:args.top], "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     print(f"train phase {wall:.1f} s profiled ({doc['unprofiled_train_s_step_before']} s unprofiled, step before); "
-          f"GEMMs {doc['gemm']['seconds']} s at {doc['gemm']['GFLOPs']} GFLOP/s")
+          f"GEMMs {doc['gemm']['seconds']} s at {doc['gemm']['GFLOPs']} GFLOP/s "
+          f"(standalone in this process, before / after: {doc['gemm_standalone_GFLOPs']['before']} / "
+          f"{doc['gemm_standalone_GFLOPs']['after']})")
     for k, v in doc["categories_s"].items():
         print(f"  {k:>12} {v:7.2f} s  {doc['categories_share'][k]:.0%}")
     print(f"wrote {args.out}")

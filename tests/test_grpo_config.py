@@ -37,6 +37,23 @@ def test_strategy_configs_switch_what_they_say():
     assert load_config(ROOT / "configs" / "smollm2-135m-cpu-sft-grpo.toml").model.init_adapter
 
 
+def test_the_study_strategy_configs_change_only_their_switch():
+    """docs/study.md, section 11: the curriculum arm is the main GRPO stage with the seed's three stages
+    scaled to 100 steps; the think bootstrap is SFT in think format on the main job's task mix."""
+    from curriculum.schedule import SEED_SCHEDULE
+    main = load_config(ROOT / "configs" / "smollm2-135m-cpu-sft-grpo.toml")
+    cur = load_config(ROOT / "configs" / "smollm2-135m-cpu-sft-grpo-curriculum.toml")
+    assert cur.run.num_steps == sum(s.max_steps for s in cur.curriculum.stages) == 100
+    assert [s.tier_mix for s in cur.curriculum.stages] == [s.tier_mix for s in SEED_SCHEDULE.stages]
+    assert [s.temperature for s in cur.curriculum.stages] == [s.temperature for s in SEED_SCHEDULE.stages]
+    for section in ("grpo", "optim", "reward", "lora", "model"):
+        assert getattr(cur, section) == getattr(main, section), f"[{section}] differs from the main GRPO stage"
+    assert cur.data.model_copy(update={"tier_mix": main.data.tier_mix}) == main.data
+    boot = load_config(ROOT / "configs" / "smollm2-135m-cpu-sft-think-bootstrap.toml")
+    assert boot.run.mode == "sft" and boot.reward.thinking and boot.rollout.think_prefill
+    assert boot.model.init_adapter and boot.data == main.data
+
+
 def test_the_seed_curriculum_ships_as_a_config():
     from curriculum.schedule import SEED_SCHEDULE
     cfg = load_config(ROOT / "configs" / "qwen-curriculum.toml")
