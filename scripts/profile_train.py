@@ -19,8 +19,8 @@ backward of every micro-batch) runs under torch.profiler with FLOP counting. Eac
 The phase time under the profiler is a little above an unprofiled one (the profiler's own overhead);
 the split is what this measures, not the speed. Right before and right after the profiled phase the same
 process times standalone GEMMs at the trainer's shapes (bench_engine_threads.gemm_gflops: each projection
-and the output head, forward and grad-input, 512 rows: the low end of the step's 510-880), so the in-step GEMM rate can be set beside the
-rate the same shapes reach in the same process at the same moment, engine alive.
+and the output head, forward and grad-input, at 512 rows, the low end of a step's), so the in-step GEMM
+rate can be set beside the rate the same shapes reach in the same process at the same moment.
 
 Writes benchmarks/train_profile.json: the categories (seconds, share), the top ops by self time, the GEMM
 FLOPs and rate, the step's tokens, and the unprofiled train phase of the step before it.
