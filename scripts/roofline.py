@@ -105,9 +105,10 @@ def median_s(fn, reps: int, target_s: float) -> float:
     return statistics.median(times)
 
 
-def measure_gemm(cfg: dict, ms: tuple[int, ...], reps: int, target_s: float) -> dict:
+def measure_gemm(cfg: dict, ms: tuple[int, ...], reps: int, target_s: float, dtypes: tuple[str, ...]) -> dict:
     result, cache = {}, {}
-    for dname, dtype in DTYPES.items():
+    for dname in dtypes:
+        dtype = DTYPES[dname]
         rows, flops, secs = [], 0.0, 0.0
         by_m = {m: [0.0, 0.0] for m in ms}
         for m in ms:
@@ -131,9 +132,10 @@ def measure_gemm(cfg: dict, ms: tuple[int, ...], reps: int, target_s: float) -> 
     return result
 
 
-def measure_bandwidth(megabytes: int, reps: int) -> dict:
+def measure_bandwidth(megabytes: int, reps: int, dtypes: tuple[str, ...]) -> dict:
     out = {}
-    for dname, dtype in DTYPES.items():
+    for dname in dtypes:
+        dtype = DTYPES[dname]
         src = torch.ones(megabytes * 2**20 // (torch.finfo(dtype).bits // 8), dtype=dtype)
         dst = torch.empty_like(src)
         nbytes = src.numel() * src.element_size()
@@ -141,17 +143,25 @@ def measure_bandwidth(megabytes: int, reps: int) -> dict:
         out[f"copy_{dname}_GBps"] = round(2 * nbytes / median_s(lambda: dst.copy_(src), reps, 1.0) / 1e9, 2)
         del src, dst
     out["tensor_MB"] = megabytes
-    out["read_GBps"] = max(out["read_bf16_GBps"], out["read_fp32_GBps"])  # the one the limits use
+    out["read_GBps"] = max(out[f"read_{d}_GBps"] for d in dtypes)  # the one the limits use
     return out
 
 
-def measure(quick: bool, config: dict | None = None) -> dict:
-    """GEMM GFLOP/s at the model's shapes and memory GB/s on this machine (quick: a smoke test)."""
-    cfg = config or model_config()
+def measured_dtypes(extra: str | None = None) -> tuple[str, ...]:
+    """fp32 always; bf16 where this machine multiplies it natively, or when asked for (`extra`). An emulated
+    bf16 GEMM (AVX2-only CPUs: ~15 GFLOP/s, docs/performance.md) would take ~20 min to measure, for a rate
+    no run here computes at."""
+    return tuple(d for d in DTYPES if d == "fp32" or d == machine_dtype() or d == extra)
+
+
+def measure(quick: bool, config: dict | None = None, dtypes: tuple[str, ...] | None = None) -> dict:
+    """GEMM GFLOP/s at the model's shapes and memory GB/s on this machine (quick: a smoke test), for
+    `dtypes` (default: measured_dtypes())."""
+    cfg, dtypes = config or model_config(), dtypes or measured_dtypes()
     ms, reps, target_s, mb = ((32,), 1, 0.0, 64) if quick else ((1024, 2048), 3, 0.25, 256)
     with torch.inference_mode():
-        return {"gemm": measure_gemm(cfg, ms, reps, target_s), "bandwidth": measure_bandwidth(mb, reps + 2),
-                "quick": quick}
+        return {"gemm": measure_gemm(cfg, ms, reps, target_s, dtypes),
+                "bandwidth": measure_bandwidth(mb, reps + 2, dtypes), "quick": quick}
 
 
 def machine_dtype() -> str:
@@ -223,7 +233,7 @@ def main() -> None:
                        else str(ROOT / "benchmarks" / "roofline.json"))
     cfg, load = model_config(), round(os.getloadavg()[0], 2)
     t0 = time.perf_counter()
-    measured = measure(args.quick, cfg)
+    measured = measure(args.quick, cfg, measured_dtypes(args.dtype))
     work = default_workload(args.prompt_len, args.gen_tokens, args.decode_steps, cfg, args.dtype)
     limits = phase_limits(measured, work)
     result = {
@@ -233,8 +243,7 @@ def main() -> None:
                     "loadavg_1min_before": load},  # other tenants' load skews every figure
         "measure_s": round(time.perf_counter() - t0, 1), "measured": measured, "workload": work,
         "limits": limits}
-    for dname in DTYPES:
-        g = measured["gemm"][dname]
+    for dname, g in measured["gemm"].items():
         print(f"{dname} GEMM GFLOP/s (fwd / grad_input / grad_weight), overall {g['overall_GFLOPs']:.1f}:")
         for r in g["shapes"]:
             print(f"  {r['name']:>7} M={r['M']:<5} {r['K']:>5}->{r['N']:<6} {r['fwd_GFLOPs']:8.1f} "

@@ -25,3 +25,11 @@ def test_default_dtype_is_the_one_auto_resolves_to_here():
     from rollout.models import resolve_dtype
     want = "bf16" if resolve_dtype("auto") == "bfloat16" else "fp32"
     assert roofline.default_workload()["dtype"] == want == roofline.machine_dtype()
+
+
+def test_an_emulated_bf16_is_not_measured_unless_asked_for():
+    native = roofline.machine_dtype() == "bf16"
+    assert roofline.measured_dtypes() == (("bf16", "fp32") if native else ("fp32",))
+    assert roofline.measured_dtypes("bf16") == ("bf16", "fp32")
+    quick = roofline.measure(quick=True, dtypes=("fp32",))
+    assert set(quick["gemm"]) == {"fp32"} and quick["bandwidth"]["read_GBps"] == quick["bandwidth"]["read_fp32_GBps"]
