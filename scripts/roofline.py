@@ -7,14 +7,15 @@ A measured phase time means little without the fastest time the hardware allows 
 trainer reaches (bench_vs_trl.py imports `measure` and `phase_limits` for that).
 
 Measured (torch's default threads, warm-up calls, then the median of several reps):
-  - GEMM throughput, bf16 and fp32, at the trainer's shapes for the model's config.json (SmolLM2-135M:
+  - GEMM throughput in fp32, and in bf16 where the CPU multiplies it natively (or --dtype bf16 asks),
+    at the trainer's shapes for the model's config.json (SmolLM2-135M:
     q, o 576->576; k, v 576->192; gate, up 576->1536; down 1536->576; lm_head 576->49152), for M = 1024
     and 2048 rows (a micro-batch's 1,024 completion tokens, plus the prompt): the forward x @ W^T and
     the two backward GEMMs, grad_input dY @ W and grad_weight dY^T @ X, each 2 M K N FLOPs. The overall
     figure is total FLOPs / total time over all of them, each shape counted as often as a pass through
     the model runs it (30 times per layer projection, once for lm_head): the rate that predicts a pass.
   - memory bandwidth: a sum over (read) and a copy of (read + write bytes) a 256 MB tensor, far larger
-    than the caches, in bf16 and fp32; the best read figure is the bandwidth the limits use.
+    than the caches, in the same dtypes; the best read figure is the bandwidth the limits use.
 
 Limits (lower bounds: attention score FLOPs, norms, the LoRA adapters' own small GEMMs, sampling
 and the optimizer are left out, so the true best time is a little above them):
