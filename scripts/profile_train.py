@@ -103,18 +103,19 @@ def main() -> None:
     from rollout.models import resolve_model
 
     real, calls, captured = step_module.accumulate_gradients, [0], {}
+    dtype = getattr(torch, WEIGHTS_DTYPE)
 
     def profiled(ctx, micro, first_pass, stats):
         calls[0] += 1
         if calls[0] < args.steps:  # mu = 1: one call per step
             return real(ctx, micro, first_pass, stats)
-        standalone_before = gemm_gflops(getattr(torch, WEIGHTS_DTYPE), rows=512)
+        standalone_before = gemm_gflops(dtype, rows=512)
         t0 = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU], with_flops=True, record_shapes=True) as prof:
             loss = real(ctx, micro, first_pass, stats)
         captured.update(wall_s=time.perf_counter() - t0, prof=prof, micro_batches=len(micro),
                         train_tokens=sum(mb.num_tokens for mb in micro),
-                        standalone=[standalone_before, gemm_gflops(getattr(torch, WEIGHTS_DTYPE), rows=512)])
+                        standalone=[standalone_before, gemm_gflops(dtype, rows=512)])
         return loss
 
     step_module.accumulate_gradients = profiled
