@@ -15,7 +15,5 @@ export TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WA
     --set data.schema_prompt_share=0.25 --set data.generated_share=0.25
 .venv/bin/grpo-train configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.name=ab-sftgen-grpo \
     --set model.init_adapter=runs/ab-sftgen/adapter
-.venv/bin/grpo-eval --pass-at-1 configs/smollm2-135m-cpu-sft-grpo.toml --adapter "sftgen=runs/ab-sftgen-grpo/adapter" \
-    --bench synthetic synthetic-schema Glaiveai2K Github_easy gsm8k --limit 200 \
-    --max-tokens 512 --math-max-tokens 384 --max-model-len 2048 --cache-dir docs/baseline/cache \
-    --out runs/ab-sftgen-grpo/eval
+source scripts/main_eval.sh
+main_eval configs/smollm2-135m-cpu-sft-grpo.toml "sftgen=runs/ab-sftgen-grpo/adapter" runs/ab-sftgen-grpo/eval

@@ -23,17 +23,9 @@ for kv in ${MAIN_SET:-}; do SET+=(--set "$kv"); done
 
 .venv/bin/grpo-train "$SFT_CONFIG" --resume "${SET[@]}"    # supervised warm start -> runs/<sft>/adapter
 .venv/bin/grpo-train "$GRPO_CONFIG" --resume "${SET[@]}"   # GRPO from that adapter (model.init_adapter)
-# The trained adapter vs the untrained baseline, one sample per prompt at the config's temperature;
-# strict = the reply's JSON validates against the task's schema (math: the exact final answer).
-# 512 new tokens for JSON: a third of the hard tier's gold replies need more than 256 (up to ~530), so a
-# 256-token cap failed replies that were on their way to the right answer (docs/study.md, section 6).
-# The baseline's completions are committed (docs/baseline/cache, keyed by model, prompts and decoding:
-# eval/cache.py): generating them takes ~25 min here, and they do not depend on training. A different
-# model, prompt set or decoding misses the cache and generates its own; --baseline forces it.
-.venv/bin/grpo-eval --pass-at-1 "$GRPO_CONFIG" --adapter "json=$RUN_DIR/adapter" \
-    --bench synthetic synthetic-schema Glaiveai2K Github_easy gsm8k --limit "${EVAL_LIMIT:-200}" \
-    --max-tokens 512 --math-max-tokens 384 --max-model-len 2048 --cache-dir docs/baseline/cache \
-    --out "$RUN_DIR/eval"
+# The trained adapter vs the untrained baseline (scripts/main_eval.sh says how, and why 512 new tokens).
+source scripts/main_eval.sh
+main_eval "$GRPO_CONFIG" "json=$RUN_DIR/adapter" "$RUN_DIR/eval"
 wall_min=$(.venv/bin/python -c "import sys; print((int(sys.argv[2]) - int(sys.argv[1])) / 60)" "$start" "$(date +%s)")
 .venv/bin/python scripts/outcome.py --eval "$RUN_DIR/eval" --label json --wall-min "$wall_min" \
     --command "${MAIN_SET:+MAIN_SET=\"$MAIN_SET\" }bash scripts/main.sh" --out "${OUTCOME:-benchmarks/outcome.json}" >/dev/null

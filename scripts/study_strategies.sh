@@ -6,6 +6,7 @@
 # machine's dtype has one) and is paired with the SFT-only adapter prompt by prompt.
 #   bash scripts/study_strategies.sh                 every arm (per arm on 2 AVX512-BF16 cores: ~30 min of GRPO, ~8 of evaluation)
 #   ARMS="standard curriculum" bash scripts/study_strategies.sh
+#   ARMS=standard-s1 bash scripts/study_strategies.sh   the standard arm again at GRPO seed 1
 # The warm start is adapters/smollm2-135m-study-sft (committed: the main job's SFT stage, 150 steps, seed 0); without
 # it the script trains it first (runs/study-sft). The think arms start from the think bootstrap (32 steps
 # of think-formatted SFT on top of the warm start: configs/smollm2-135m-cpu-sft-think-bootstrap.toml).
@@ -26,6 +27,7 @@ fi
 # arm -> "config init_adapter extra --set overrides"
 declare -A ARM_RUNS=(
     [standard]="$GRPO $WARM"
+    [standard-s1]="$GRPO $WARM run.seed=1"   # the same arm at GRPO seed 1: the training run's own noise
     [curriculum]="$CURRICULUM $WARM"
     [think-standard]="$GRPO $BOOTSTRAP $THINK"
     [think-curriculum]="$CURRICULUM $BOOTSTRAP $THINK"
@@ -33,13 +35,12 @@ declare -A ARM_RUNS=(
 )
 ARMS="${ARMS:-standard curriculum think-standard think-curriculum grpo-base}"
 
+source scripts/main_eval.sh
 evaluate() {  # evaluate LABEL ADAPTER OUT [think]: the main job's evaluation of one adapter
-    local mode=(--no-thinking --max-tokens 512)
-    [[ "${4:-}" == think ]] && mode=(--thinking --max-tokens 640)
+    local mode=(--no-thinking)
+    [[ "${4:-}" == think ]] && mode=(--thinking --max-tokens 640)   # the plan comes before the JSON
     [[ -f "$3/metrics.json" ]] && return 0
-    .venv/bin/grpo-eval --pass-at-1 "$GRPO" --adapter "$1=$2" "${mode[@]}" \
-        --bench synthetic synthetic-schema Glaiveai2K Github_easy gsm8k --limit 200 \
-        --math-max-tokens 384 --max-model-len 2048 --cache-dir docs/baseline/cache --out "$3"
+    main_eval "$GRPO" "$1=$2" "$3" "${mode[@]}"
 }
 
 evaluate sft "$WARM" runs/study-sft-eval
