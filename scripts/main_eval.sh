@@ -6,7 +6,8 @@
 # replies need more than 256 (up to ~530), so a 256-token cap failed replies that were on their way to the
 # right answer (docs/study.md, section 6). The baseline's completions are committed (docs/baseline/cache,
 # keyed by model, prompts and decoding: eval/cache.py): they take ~25 min to generate and do not depend on
-# training. A different model, prompt set or decoding misses the cache and generates its own.
+# training. A different model, prompt set or decoding misses the cache and generates its own; --baseline
+# forces it.
 # EVAL_LIMIT sets the prompts per set (200).
 main_eval() {
     local config=$1 adapter=$2 out=$3
