@@ -8,7 +8,6 @@ writes sft_amount.png and learning_curve.png (and learning_curve.csv) under --ou
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from tb_summary import read_scalars, write_series_csv
 
 
 def sft_amount(eval_dir: Path, out: Path) -> None:
@@ -43,17 +43,9 @@ def sft_amount(eval_dir: Path, out: Path) -> None:
 
 
 def learning_curve(run_dir: Path, out: Path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    tags = [t for t in acc.Tags()["scalars"] if t.startswith("probe/") or t in ("pass/strict", "pass/syntax")]
-    series = {t: {e.step: e.value for e in acc.Scalars(t)} for t in tags}
-    steps = sorted({s for v in series.values() for s in v})
-    with open(out / "learning_curve.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", *tags])
-        for s in steps:
-            w.writerow([s, *(series[t].get(s, "") for t in tags)])
+    scalars = read_scalars(run_dir)
+    series = {t: v for t, v in scalars.items() if t.startswith("probe/") or t in ("pass/strict", "pass/syntax")}
+    write_series_csv(out / "learning_curve.csv", series)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for tag, style in (("probe/strict", "-o"), ("probe/syntax", ":s"), ("pass/strict", "-")):
         if tag in series:

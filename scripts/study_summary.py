@@ -11,7 +11,6 @@ eval/ (metrics.json, vs-sft.json from scripts/paired_labels.py); the SFT-only ro
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from tb_summary import read_scalars, write_series_csv
 
 HELD_OUT = ("synthetic", "synthetic-schema")   # the two held-out families: requests in words, schema in the prompt
 TIERS = ("simple", "medium", "hard")
@@ -88,19 +88,12 @@ def seed_table(rows: list[dict]) -> str:
 
 
 def probe_curves(runs: dict[str, Path], out: Path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     curves = {}
     for label, run_dir in runs.items():
-        acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-        acc.Reload()
-        if "probe/strict" in acc.Tags()["scalars"]:
-            curves[label] = {e.step: e.value for e in acc.Scalars("probe/strict")}
-    steps = sorted({s for c in curves.values() for s in c})
-    with open(f"{out}-curve.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", *curves])
-        for s in steps:
-            w.writerow([s, *(curves[c].get(s, "") for c in curves)])
+        scalars = read_scalars(run_dir)
+        if "probe/strict" in scalars:
+            curves[label] = scalars["probe/strict"]
+    write_series_csv(f"{out}-curve.csv", curves)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for label, c in curves.items():
         xs = sorted(c)

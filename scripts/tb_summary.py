@@ -31,6 +31,16 @@ def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
     return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
 
 
+def write_series_csv(path, series: dict[str, dict[int, float]]) -> None:
+    """One row per step that any series has, one column per series (blank where a series has no point)."""
+    steps = sorted({s for points in series.values() for s in points})
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", *series])
+        for s in steps:
+            w.writerow([s, *(points.get(s, "") for points in series.values())])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", type=Path)
