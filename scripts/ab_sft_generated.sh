@@ -13,7 +13,7 @@ bash scripts/setup.sh
 export TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
 .venv/bin/grpo-train configs/smollm2-135m-cpu-sft.toml --resume --set run.name=ab-sftgen \
     --set data.schema_prompt_share=0.25 --set data.generated_share=0.25
-.venv/bin/grpo-train configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.name=ab-sftgen-grpo \
+.venv/bin/grpo-train configs/smollm2-135m-cpu-sft-grpo.toml --resume --set run.name=ab-sftgen-grpo --set run.num_steps=20 \
     --set model.init_adapter=runs/ab-sftgen/adapter
 source scripts/main_eval.sh
 main_eval configs/smollm2-135m-cpu-sft-grpo.toml "sftgen=runs/ab-sftgen-grpo/adapter" runs/ab-sftgen-grpo/eval

@@ -32,7 +32,7 @@ for arm in $ARMS; do
     [[ -v SETS[$arm] ]] || { echo "ab_tuning: unknown arm '$arm' (known: ${!SETS[*]})" >&2; exit 2; }
     out="runs/tune-$arm"
     [[ -f "$out/eval/metrics.json" ]] && continue
-    args=(--set "run.name=tune-$arm" --set model.init_adapter=runs/tune-sft/adapter)
+    args=(--set "run.name=tune-$arm" --set run.num_steps=20 --set model.init_adapter=runs/tune-sft/adapter)
     for kv in ${SETS[$arm]}; do args+=(--set "$kv"); done
     .venv/bin/grpo-train "$GRPO" --resume "${args[@]}"
     .venv/bin/grpo-eval --pass-at-1 "$GRPO" --adapter "$arm=$out/adapter" \
