@@ -12,7 +12,8 @@ Under torchrun (`grpo-train --nproc N`) every rank runs this loop on its share o
 and rank 0 alone logs, probes and writes; what the ranks exchange is in grpo/distributed.py.
 
 Run folder (`run.out_dir/run.name`): config.toml (resolved), tb/ (TensorBoard), checkpoints/,
-adapter/ (the final PEFT adapter) and, with a curriculum, stages/stage_<i>_<name>/ (each stage's adapter).
+adapter/ (the final PEFT adapter), with a curriculum stages/stage_<i>_<name>/ (each stage's adapter),
+and canary/ when a delivery check failed a draw (its tokens and logprobs).
 """
 from __future__ import annotations
 
@@ -195,7 +196,7 @@ def _train(cfg: Config, world: World, resume: bool, allow_config_change: bool, e
             totals["skipped_nonfinite"] += metrics["skipped/nonfinite"]
             totals["skipped_no_signal"] += metrics["skipped/no_signal"]
             if canary_due:
-                metrics |= _canary(engine, policy, render(tasks.tasks[0]), previous, step)
+                metrics |= _canary(engine, policy, render(tasks.tasks[0]), previous, step, run_dir)
             if probe and step % cfg.run.probe_every == 0:  # the learning curve on held-out prompts
                 metrics |= probe_pass(engine, render, ctx.reward_fn, probe, cfg.rollout.max_new_tokens)
             if stages:  # may switch the stage: config, task pool, optimizer (ctx is rebuilt)
@@ -283,17 +284,35 @@ def _progress(start: int, total: int, quiet: bool):
                 dynamic_ncols=True)
 
 
-def _canary(engine, policy, prompt_ids: list[int], previous, step: int) -> dict[str, float]:
+def _canary(engine, policy, prompt_ids: list[int], previous, step: int, run_dir: Path) -> dict[str, float]:
     """Prove the engine samples from the adapter just handed to it, not the base or the previous one
-    (rollout.canary). Training on samples from other weights is wasted compute: stop the run. The bf16
-    merge (`rollout.lora_mode = "merge"`, chosen explicitly) is known to deliver part of it: warn there."""
+    (rollout.canary). Training on samples from other weights is wasted compute: stop the run. The check
+    rests on 8 sampled continuations, so a failed draw writes its evidence to <run_dir>/canary/ and is
+    drawn again: a stale or partial engine fails every draw, a heavy-tailed sample does not repeat. Two
+    failed draws stop the run. The bf16 merge (`rollout.lora_mode = "merge"`, chosen explicitly) is known
+    to deliver part of it: warn there."""
+    import json
+
     from rollout.canary import CanaryError, check_adapter
     t0 = time.perf_counter()
-    result = check_adapter(engine, policy, prompt_ids, previous=previous)
-    reason = result.pop("reason")
-    if reason:
-        message = f"canary at step {step}: {reason}; the engine does not sample the policy being trained"
+    reasons = []
+    for draw in (1, 2):
+        result = check_adapter(engine, policy, prompt_ids, previous=previous)
+        reason, evidence = result.pop("reason"), result.pop("evidence")
+        if not reason:
+            break
+        reasons.append(reason)
+        folder = Path(run_dir) / "canary"
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"step": step, "draw": draw, "reason": reason, "metrics": result, **evidence}
+        (folder / f"step_{step:06d}_draw{draw}.json").write_text(json.dumps(record))
+    if len(reasons) == 2:
+        message = (f"canary at step {step}: {reasons[0]}, and again on a second draw ({reasons[1]}); "
+                   f"the engine does not sample the policy being trained (evidence: {Path(run_dir) / 'canary'})")
         if getattr(engine, "lora_mode", None) != "merge":
             raise CanaryError(message)
         print(f"warning: {message} (lora_mode = \"merge\" rounds small updates away)")
-    return result | {"time/canary_s": time.perf_counter() - t0}
+    elif reasons:
+        print(f"warning: canary at step {step}: the first draw failed ({reasons[0]}); a second draw passed "
+              f"(evidence: {Path(run_dir) / 'canary'})")
+    return result | {"canary/redrawn": float(bool(reasons)), "time/canary_s": time.perf_counter() - t0}

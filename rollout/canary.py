@@ -10,7 +10,7 @@ forward under three candidates: the current adapter p, the previous one c = `pre
 of the LoRA weights before the last update) and the base c = adapter disabled. Per token, the engine's
 logprobs e are regressed on the direction from p to each candidate:
 
-    t = <e - p, c - p> / <c - p, c - p>,   se(t) = rms(e - p - t (c - p)) / |c - p|
+    t = <e - p, c - p> / <c - p, c - p>,   se(t): the spread of t leaving out one completion at a time
 
 t is the share of the way the engine sits toward c: 0 when the current adapter was delivered, 1 when
 the engine still holds c, 0.5 for a half-delivered update (1 - t is a behavioural delivered fraction).
@@ -18,8 +18,9 @@ The check fails when t exceeds `MAX_TOWARD` by three standard errors, or when th
 than `TOLERANCE_NATS` from p on average. A candidate the trainer cannot tell from p (a large se) is
 inconclusive rather than failing; `sync/delivered_fraction`, read back from the engine at every swap,
 covers that case, as does a candidate whose logprobs differ from p by less than `MIN_EFFECT_SHARE` of the
-engine's own noise (`canary/toward_<k>_conclusive` 0). The se is clustered by completion: the tokens of
-one continuation share a context, so their residuals are not independent.
+engine's own noise (`canary/toward_<k>_conclusive` 0). The se is a jackknife over completions: the tokens
+of one continuation share a context, so their residuals are not independent, and one continuation that
+wandered where the update moved the logprobs most must not decide t alone (`toward`).
 
 The trainer scores in float32 arithmetic on the weights the engine holds (`exact_forward`: the base as it
 is, the adapter rounded to the engine's dtype), not in the loss forward's bf16. Scored in bf16, p and c
@@ -134,21 +135,35 @@ def score_completions(model: Any, prompt_ids: list[int], completions: list[list[
 def toward(engine_lp: torch.Tensor, policy_lp: torch.Tensor, candidate_lp: torch.Tensor,
            sizes: list[int] | None = None) -> tuple[float, float]:
     """(t, se): how far the engine's logprobs sit from the policy's toward a candidate's (module docstring).
-    `sizes`: tokens per completion, the clusters of the se (None: every token its own)."""
+    `sizes`: tokens per completion, the clusters of the se (None: every token its own).
+
+    The se is the leave-one-completion-out jackknife. The clustered sandwich se it replaces collapses to 0
+    when one completion carries most of |c - p|^2: the fit runs through that completion, so its residual
+    score is ~0 however far its tokens sit from the rest ("0.44 (+- 0.00)", the curriculum run's stop at
+    step 80 in docs/study.md, section 11, had that signature). Leaving that completion out moves t, and the
+    jackknife says so."""
     d, v = (engine_lp - policy_lp).double(), (candidate_lp - policy_lp).double()
     vv = float(v @ v)
     if vv == 0.0:
         return 0.0, float("inf")
     t = float(d @ v) / vv
-    scores = torch.split(v * (d - t * v), sizes or [1] * len(v))   # per cluster: its share of <d - t v, v>
-    return t, float(torch.stack([x.sum() for x in scores]).square().sum().sqrt()) / vv
+    sizes = sizes or [1] * len(v)
+    dv = torch.stack([x.sum() for x in torch.split(d * v, sizes)])   # per completion: <d, v>, <v, v>
+    vv_k = torch.stack([x.sum() for x in torch.split(v * v, sizes)])
+    rest = vv - vv_k
+    if len(sizes) < 2 or bool((rest <= 1e-9 * vv).any()):   # t rests on one completion alone: no se
+        return t, float("inf")
+    t_k = (float(d @ v) - dv) / rest                            # t without completion k
+    n = len(sizes)
+    return t, float(((n - 1) / n * (t_k - t_k.mean()).square().sum()).sqrt())
 
 
 def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
                   previous: dict[str, torch.Tensor] | None = None, num_samples: int = 8,
                   num_tokens: int = 32) -> dict:
-    """Score engine samples under the current, previous and base weights. Returns metrics and `reason`
-    ("" when delivered). `previous`: `lora_state(peft_model)` taken before the last update."""
+    """Score engine samples under the current, previous and base weights. Returns metrics, `reason`
+    ("" when delivered) and `evidence` (the tokens and their logprobs under the engine and each candidate).
+    `previous`: `lora_state(peft_model)` taken before the last update."""
     rollouts = engine.generate([prompt_ids], Sampling(n=num_samples, temperature=1.0, max_tokens=num_tokens,
                                                       logprobs=True))
     engine_lp = torch.cat([torch.tensor(r.logprobs) for r in rollouts])
@@ -193,4 +208,7 @@ def check_adapter(engine: Engine, peft_model: Any, prompt_ids: list[int], *,
     if previous is not None:
         metrics |= {"canary/previous_diff": diff["previous"],
                     "canary/update_effect": effect["previous"]}
-    return metrics | {"canary/delivered": float(not reason), "reason": reason}
+    # The per-token logprobs behind the verdict, for a failure's record (grpo.train writes it to the run folder).
+    evidence = {"prompt_ids": list(prompt_ids), "completion_ids": [list(r.completion_ids) for r in rollouts],
+                "engine": engine_lp.tolist()} | {k: lp.tolist() for k, lp in candidates.items()}
+    return metrics | {"canary/delivered": float(not reason), "reason": reason, "evidence": evidence}

@@ -10,7 +10,8 @@ tasks each), hot-swaps every update into the engine and scores 16 engine samples
   the canary's scoring before this script;
 - "fp32": rollout.canary.exact_forward, float32 arithmetic on the weights the engine holds (the canary now).
 
-Per scoring it records t = toward_previous with the plain and the per-completion clustered se, and
+Per scoring it records t = toward_previous with the plain, the per-completion clustered and the
+jackknife se (the canary's, `rollout.canary.toward`), and
 |c - p| (the update's effect on the sampled tokens as that scoring sees it). The engine holds the update
 in both cases (`sync/delivered_fraction` is read back at each swap), so a t far from 0 is the scoring's
 bias. Writes benchmarks/canary_noise.json.
@@ -48,6 +49,15 @@ def plain_se(e: torch.Tensor, p: torch.Tensor, c: torch.Tensor) -> float:
     vv = float(v @ v)
     t = float(d @ v) / vv
     return float((d - t * v).square().mean().sqrt()) / vv ** 0.5
+
+
+def clustered_se(e: torch.Tensor, p: torch.Tensor, c: torch.Tensor, sizes: list[int]) -> float:
+    """The per-completion clustered sandwich se (the canary's before the jackknife of `toward`)."""
+    d, v = (e - p).double(), (c - p).double()
+    vv = float(v @ v)
+    t = float(d @ v) / vv
+    scores = torch.split(v * (d - t * v), sizes)
+    return float(torch.stack([x.sum() for x in scores]).square().sum().sqrt()) / vv
 
 
 def main() -> None:
@@ -88,9 +98,10 @@ def main() -> None:
                 p = score()
                 with _weights(policy, previous):
                     c = score()
-                t, se_clustered = toward(e, p, c, sizes)
+                t, se_jackknife = toward(e, p, c, sizes)
                 row[name] = {"toward_previous": round(t, 4), "se_plain": round(plain_se(e, p, c), 4),
-                             "se_clustered": round(se_clustered, 4),
+                             "se_clustered": round(clustered_se(e, p, c, sizes), 4),
+                             "se_jackknife": round(se_jackknife, 4),
                              "update_effect": round(float((p - c).abs().mean()), 5),
                              "policy_diff": round(float((e - p).abs().mean()), 5)}
             policy.train()
