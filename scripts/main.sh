@@ -3,8 +3,8 @@
 # (docs/study.md: SFT warm start on gold replies, then GRPO from it), then evaluate the trained adapter
 # against the untrained baseline on held-out prompts and the external benchmarks, and write
 # benchmarks/outcome.json.
-#   bash scripts/main.sh                 54.3 min on 2 idle cores with native bf16, clocked on a fresh clone (docs/study.md,
-#                                        section 6); ~3 h on an AVX2-only CPU, in float32 (docs/performance.md)
+#   bash scripts/main.sh                 ~60 min on 2 idle AMX cores (native bf16), clocked on a fresh clone (docs/study.md,
+#                                        section 11); ~3 h on an AVX2-only CPU, in float32 (docs/performance.md)
 #   EVAL_LIMIT=60 bash scripts/main.sh   a smaller evaluation
 #   MAIN_SET="run.seed=1" bash scripts/main.sh   config overrides for both stages (--set), e.g. another seed
 # Re-running continues each stage from its newest checkpoint (a finished stage only re-saves its
