@@ -295,24 +295,23 @@ def _canary(engine, policy, prompt_ids: list[int], previous, step: int, run_dir:
 
     from rollout.canary import CanaryError, check_adapter
     t0 = time.perf_counter()
-    reasons = []
+    folder, reasons = Path(run_dir) / "canary", []
     for draw in (1, 2):
         result = check_adapter(engine, policy, prompt_ids, previous=previous)
         reason, evidence = result.pop("reason"), result.pop("evidence")
         if not reason:
             break
         reasons.append(reason)
-        folder = Path(run_dir) / "canary"
         folder.mkdir(parents=True, exist_ok=True)
         record = {"step": step, "draw": draw, "reason": reason, "metrics": result, **evidence}
         (folder / f"step_{step:06d}_draw{draw}.json").write_text(json.dumps(record))
     if len(reasons) == 2:
         message = (f"canary at step {step}: {reasons[0]}, and again on a second draw ({reasons[1]}); "
-                   f"the engine does not sample the policy being trained (evidence: {Path(run_dir) / 'canary'})")
+                   f"the engine does not sample the policy being trained (evidence: {folder})")
         if getattr(engine, "lora_mode", None) != "merge":
             raise CanaryError(message)
         print(f"warning: {message} (lora_mode = \"merge\" rounds small updates away)")
     elif reasons:
         print(f"warning: canary at step {step}: the first draw failed ({reasons[0]}); a second draw passed "
-              f"(evidence: {Path(run_dir) / 'canary'})")
+              f"(evidence: {folder})")
     return result | {"canary/redrawn": float(bool(reasons)), "time/canary_s": time.perf_counter() - t0}

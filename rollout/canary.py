@@ -143,18 +143,17 @@ def toward(engine_lp: torch.Tensor, policy_lp: torch.Tensor, candidate_lp: torch
     step 80 in docs/study.md, section 11, had that signature). Leaving that completion out moves t, and the
     jackknife says so."""
     d, v = (engine_lp - policy_lp).double(), (candidate_lp - policy_lp).double()
-    vv = float(v @ v)
+    dv, vv = float(d @ v), float(v @ v)
     if vv == 0.0:
         return 0.0, float("inf")
-    t = float(d @ v) / vv
-    sizes = sizes or [1] * len(v)
-    dv = torch.stack([x.sum() for x in torch.split(d * v, sizes)])   # per completion: <d, v>, <v, v>
+    t, n = dv / vv, len(sizes or v)
+    sizes = sizes or [1] * n
+    dv_k = torch.stack([x.sum() for x in torch.split(d * v, sizes)])   # per completion: <d, v>, <v, v>
     vv_k = torch.stack([x.sum() for x in torch.split(v * v, sizes)])
     rest = vv - vv_k
-    if len(sizes) < 2 or bool((rest <= 1e-9 * vv).any()):   # t rests on one completion alone: no se
+    if n < 2 or bool((rest <= 1e-9 * vv).any()):   # t rests on one completion alone: no se
         return t, float("inf")
-    t_k = (float(d @ v) - dv) / rest                            # t without completion k
-    n = len(sizes)
+    t_k = (dv - dv_k) / rest                         # t without completion k
     return t, float(((n - 1) / n * (t_k - t_k.mean()).square().sum()).sqrt())
 
 
